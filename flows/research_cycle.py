@@ -1,0 +1,215 @@
+"""The research cycle: design -> train -> [training gate] -> backtest -> [backtest gate] -> assess.
+
+The flow only puts tasks in order and branches on gates. A gate that says no ends the run Failed with
+the gate's reason, and its results are still kept (later designs learn from failures). An error in any
+step ends the run Failed with the step and the reason, and leaves nothing in ``strategies/``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+from pydantic import BaseModel, Field
+
+from flows.progress import PhaseReporter
+from flows.summary import summary_markdown
+from strategy_contract import Strategy, load_strategy
+from strategy_contract.models import DataSplit
+from tasks.assess import assess
+from tasks.backtest import backtest
+from tasks.data import Market, list_datasets, load_market_data, median_abs_return
+from tasks.design import design, family_of
+from tasks.features import features
+from tasks.gates import check_backtest_gate, check_training_gate
+from tasks.provenance import provenance
+from tasks.splits import split_bounds
+from tasks.storage import Stage, load_history, strategies_dir
+from tasks.train import train
+
+
+class CycleParams(BaseModel):
+    """What a cycle runs on. Leave strategy_file empty to let the designer create a strategy."""
+
+    strategy_file: str | None = Field(None, description="Contract to run (YAML path) instead of designing one.")
+    designer: Literal["local"] = Field("local", description="Who designs: the built-in offline designer.")
+    symbol: str | None = Field(None, description="Market, e.g. EURUSD; empty: the contract's or a designer's pick.")
+    timeframe: str | None = Field(None, description="Bar size, e.g. 1h or 1d; empty: the symbol's first.")
+    seed: int = Field(42, ge=0, le=2**31 - 1, description="Seed for design, training and anything random.")
+
+
+class CycleResult(BaseModel):
+    """The outcome a person, the CLI's --json and later cycles read."""
+
+    run_id: str
+    status: Literal["completed", "failed"]
+    failed_phase: str | None = None
+    reason: str | None = None
+    strategy_id: str | None = None
+    verdict: str | None = None
+    metrics: dict = Field(default_factory=dict)
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    phase_seconds: dict[str, float] = Field(default_factory=dict)
+    duration_s: float = 0.0
+    started_at: str = ""
+
+
+class GateFailed(Exception):
+    """A gate said no: the cycle ends Failed, with its results kept."""
+
+
+@flow(name="research_cycle", log_prints=False)
+def research_cycle(params: CycleParams | None = None) -> State:
+    """One research cycle. Returns Completed or Failed; either carries a CycleResult."""
+    params = params or CycleParams()
+    run_id = str(flow_run.get_id() or uuid.uuid4())
+    started = time.monotonic()
+    result = CycleResult(run_id=run_id, status="failed", started_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    progress = PhaseReporter()
+    stage = Stage(run_id=run_id)
+    strategy: Strategy | None = None
+    try:
+        progress.enter("designing", "offline designer" if not params.strategy_file else params.strategy_file)
+        strategy, market = _design(params)
+        result.strategy_id = strategy.strategy_id
+        progress.note(f"{strategy.strategy_id} on {market.symbol} {market.timeframe} ({len(market.bars)} bars)")
+        record = provenance(params.seed, market.sha256, market.source)
+
+        progress.enter("features")
+        frame = features(market.bars, strategy)
+        bounds = split_bounds(len(market.bars), strategy.data)
+
+        if strategy.has_model:
+            progress.enter("training", f"MLP {strategy.model.hidden_layers}, up to {strategy.model.epochs} epochs")
+            outcome = train(strategy, market.bars, frame, bounds, params.seed, stage.results)
+            result.metrics["training"] = outcome.metrics.model_dump(exclude={"loss_curve", "class_balance"})
+            stage.write_json("training.json", {**outcome.metrics.model_dump(mode="json"), "provenance": record})
+            gate = check_training_gate(outcome.metrics, strategy.gates.training)
+            progress.note(f"accuracy {outcome.metrics.accuracy:.3f}, final loss {outcome.metrics.final_loss:.3f}")
+            if not gate.passed:
+                raise GateFailed(gate.reason)
+            frame = frame.join(outcome.predictions.add_prefix("model."))
+        else:
+            progress.enter("training", "skipped: rule-only strategy")
+
+        progress.enter("backtesting", "vectorbt, held-out bars")
+        report = backtest(strategy, market.bars, frame, bounds.in_sample, bounds.test)
+        result.metrics["backtest"] = {
+            "in_sample": report.in_sample.model_dump(), "out_of_sample": report.out_of_sample.model_dump()
+        }
+        stage.write_json("backtest.json", {**report.model_dump(mode="json"), "provenance": record})
+        oos = report.out_of_sample
+        progress.note(f"held-out return {oos.total_return:.2%}, Sharpe {oos.sharpe}, {oos.trades} trades")
+        gate = check_backtest_gate(oos, strategy.gates.backtest)
+        if not gate.passed:
+            raise GateFailed(gate.reason)
+
+        progress.enter("assessing", "offline assessor")
+        assessment = assess(strategy, report, outcome.metrics if strategy.has_model else None)
+        result.verdict = assessment.verdict
+        stage.write_json("assessment.json", {**assessment.model_dump(mode="json"), "provenance": record})
+        progress.note(assessment.summary)
+
+        progress.enter("saving")
+        result.status = "completed"
+        return _conclude(result, strategy, stage, progress, started, record, learnings=assessment.learnings)
+    except GateFailed as gate_failure:
+        result.failed_phase, result.reason = progress.phase, str(gate_failure)
+        return _conclude(result, strategy, stage, progress, started, record, learnings=[])
+    except Exception as exc:
+        stage.discard()
+        result.failed_phase = progress.phase
+        result.reason = f"{(progress.phase or 'cycle').capitalize()} failed: {type(exc).__name__}: {exc}"
+        result.duration_s = round(time.monotonic() - started, 3)
+        progress.finish()
+        return Failed(message=result.reason, data=result)
+    finally:
+        stage.discard()  # cancellation (a BaseException) lands here too: no staged file survives
+
+
+def _design(params: CycleParams) -> tuple[Strategy, Market]:
+    """Load the given contract, or pick a market and let the designer create one."""
+    if params.strategy_file:
+        strategy = load_strategy(params.strategy_file)
+        if params.symbol or params.timeframe:
+            strategy = strategy.model_copy(
+                update={"markets": [params.symbol or strategy.symbol], "timeframes": [params.timeframe or strategy.timeframe]}
+            )
+            strategy = Strategy.model_validate(strategy.model_dump())
+        return strategy, load_market_data(strategy.symbol, strategy.timeframe)
+    symbol, timeframe = _pick_market(params)
+    market = load_market_data(symbol, timeframe)
+    in_sample_end = split_bounds(len(market.bars), DataSplit()).in_sample[1]
+    volatility = median_abs_return(market.bars, in_sample_end)
+    strategy = design(params.seed, load_history(), symbol, timeframe, volatility)
+    return strategy, market
+
+
+def _pick_market(params: CycleParams) -> tuple[str, str]:
+    datasets = list_datasets()
+    if params.symbol:
+        matching = [d for d in datasets if d.symbol.upper() == params.symbol.upper()]
+        timeframe = params.timeframe or (matching[0].timeframe if matching else "1d")
+        return params.symbol.upper(), timeframe
+    # The shipped default: the densest market, hourly EURUSD, unless only other data is present.
+    choices = sorted(datasets, key=lambda d: (-d.rows, d.symbol))
+    if params.timeframe:
+        choices = [d for d in choices if d.timeframe == params.timeframe] or choices
+    if not choices:
+        raise ValueError("no market data found; see `stratlab data list`")
+    return choices[0].symbol, params.timeframe or choices[0].timeframe
+
+
+def _conclude(result: CycleResult, strategy: Strategy, stage: Stage, progress: PhaseReporter,
+              started: float, record: dict, learnings: list[str]) -> State:
+    """Write cycle.json, commit the staged results, publish the summary artifact, return the state."""
+    progress.finish()
+    result.phase_seconds = progress.timings
+    result.duration_s = round(time.monotonic() - started, 3)
+    final = strategies_dir() / strategy.strategy_id
+    result.artifacts = {"strategy": str(strategies_dir() / f"{strategy.strategy_id}.yaml"), "results": str(final)}
+    result.artifacts.update({p.stem: str(final / p.name) for p in sorted(stage.results.iterdir())})
+    result.artifacts["cycle"] = str(final / "cycle.json")
+    backtest_is = result.metrics.get("backtest", {}).get("in_sample", {})
+    history = {
+        "strategy_id": strategy.strategy_id,
+        "family": family_of(strategy),
+        "status": result.status,
+        "reason": result.reason,
+        "in_sample_sharpe": backtest_is.get("sharpe"),
+        "in_sample_return": backtest_is.get("total_return"),
+        "verdict": result.verdict,
+        "learnings": learnings,
+    }
+    stage.write_json("cycle.json", {**result.model_dump(mode="json"), "history": history, "provenance": record})
+    stage.commit(strategy)
+    create_markdown_artifact(
+        markdown=summary_markdown(result, strategy),
+        key=f"cycle-{strategy.strategy_id.replace('_', '-')}",
+        description=f"Research cycle of {strategy.strategy_id}: {result.status}",
+    )
+    if result.status == "completed":
+        return Completed(message=f"{strategy.strategy_id}: {result.verdict}", data=result)
+    return Failed(message=result.reason, data=result)
+
+
+def result_of(state: State) -> CycleResult:
+    """The CycleResult a finished run carries, whatever its state."""
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, CycleResult):
+        return data
+    run_id = str(state.state_details.flow_run_id) if state.state_details else ""
+    return CycleResult(run_id=run_id, status="failed", reason=state.message or state.name)
+
+
+def run_cycle(params: CycleParams) -> CycleResult:
+    """Run one cycle in this process (Prefect's ephemeral API unless a server is configured)."""
+    state = research_cycle(params, return_state=True)
+    return result_of(state)
+
