@@ -105,7 +105,8 @@ def research_cycle(params: CycleParams | None = None) -> State:
         }
         stage.write_json("backtest.json", {**report.model_dump(mode="json"), "provenance": record})
         oos = report.out_of_sample
-        progress.note(f"held-out return {oos.total_return:.2%}, Sharpe {oos.sharpe}, {oos.trades} trades")
+        sharpe = "n/a" if oos.sharpe is None else f"{oos.sharpe:.2f}"
+        progress.note(f"held-out return {oos.total_return:.2%}, Sharpe {sharpe}, {oos.trades} trades")
         gate = check_backtest_gate(oos, strategy.gates.backtest)
         if not gate.passed:
             raise GateFailed(gate.reason)

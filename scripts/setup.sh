@@ -26,6 +26,4 @@ grep -v '^torch==' requirements.lock > .venv/requirements.notorch.txt
 uv pip install --quiet -p .venv "${fl_args[@]}" -r .venv/requirements.notorch.txt
 uv pip install --quiet -p .venv --no-deps -e .
 
-# vectorbt compiles with numba on first use (~30 s); keep its cache inside the venv so later runs are warm.
-mkdir -p .venv/numba_cache
 echo "setup: ready ($(.venv/bin/python -c 'import prefect, vectorbt, torch; print("prefect", prefect.__version__, "vectorbt", vectorbt.__version__, "torch", torch.__version__)'))"

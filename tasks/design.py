@@ -168,8 +168,8 @@ def mean_reversion(rng: random.Random, symbol: str, timeframe: str, volatility: 
 
 
 def neuro_fuzzy(rng: random.Random, symbol: str, timeframe: str, volatility: float) -> dict:
-    horizon = rng.choice((3, 4, 6, 8, 12))
-    move = volatility * math.sqrt(horizon)  # typical move over the horizon
+    swing = rng.choice((2.5, 3.0, 4.0)) * volatility  # a swing of a few typical bars
+    horizon = 48
     roc_window = rng.randint(3, 12)
     roc_scale = 100 * volatility * math.sqrt(roc_window)  # roc is in percent
     rsi_window = rng.randint(7, 21)
@@ -199,8 +199,8 @@ def neuro_fuzzy(rng: random.Random, symbol: str, timeframe: str, volatility: flo
     hidden = rng.choice(([16], [32, 16], [64, 32]))
     sl, tp = _atr_stops(rng)
     return {
-        "thesis": f"Fuzzy momentum and band states of {symbol} carry information about the next {horizon} bars; "
-        "an MLP learns which combinations precede moves.",
+        "thesis": f"Fuzzy momentum and band states of {symbol} say which way its next swing of {swing:.2%} goes; "
+        "an MLP learns which combinations precede up-swings.",
         "markets": [symbol], "timeframes": [timeframe],
         "indicators": indicators,
         "fuzzy_sets": fuzzy,
@@ -208,13 +208,10 @@ def neuro_fuzzy(rng: random.Random, symbol: str, timeframe: str, volatility: flo
             "kind": "mlp", "hidden_layers": hidden, "dropout": rng.choice((0.0, 0.1, 0.2)),
             "learning_rate": rng.choice((0.001, 0.003)), "epochs": 40, "batch_size": 128, "patience": 6,
             "lookback": rng.randint(1, 4),
-            "label": {"kind": "forward_return", "horizon": horizon, "threshold": round(max(1.2 * move, 1e-4), 5)},
+            "label": {"kind": "zigzag", "threshold": round(max(swing, 1e-4), 5), "max_horizon": horizon},
         },
-        "entry_rules": [
-            {"left": "model.prob_up", "op": ">", "right": "model.prob_down"},
-            {"left": "model.prob_up", "op": ">", "right": 0.2},
-        ],
-        "exit_rules": [{"left": "model.prob_down", "op": ">", "right": "model.prob_up"}],
+        "entry_rules": [{"left": "model.prob_up", "op": ">", "right": 0.55}],
+        "exit_rules": [{"left": "model.prob_down", "op": ">", "right": 0.55}],
         "risk_model": {
             "stop_loss": {"kind": "atr", "indicator": "atr_14", "multiple": sl},
             "take_profit": {"kind": "atr", "indicator": "atr_14", "multiple": tp},
@@ -225,7 +222,7 @@ def neuro_fuzzy(rng: random.Random, symbol: str, timeframe: str, volatility: flo
             "roc_1.window": _opt(roc_window, 2, 24, 1),
             "risk_model.stop_loss.multiple": _opt(sl, 1.0, 4.0, 0.25),
         },
-        "data": {"train": 0.6, "validation": 0.2, "test": 0.2, "embargo_bars": max(24, horizon * 2)},
+        "data": {"train": 0.6, "validation": 0.2, "test": 0.2, "embargo_bars": horizon},
     }
 
 

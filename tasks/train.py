@@ -29,6 +29,7 @@ logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*GPU available.*")
+warnings.filterwarnings("ignore", ".*LeafSpec.*")
 
 
 class EpochMetrics(BaseModel):

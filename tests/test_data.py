@@ -228,8 +228,3 @@ def test_unsupported_and_missing_files(tmp_path: Path) -> None:
         read_bars_file(_csv(tmp_path, "bars.xlsx", "x"))
     with pytest.raises(DataError, match="not a readable Parquet"):
         read_bars_file(_csv(tmp_path, "X_1d.parquet", "not parquet"))
-
-
-def test_no_prefect_import() -> None:
-    source = Path(data.__file__).read_text(encoding="utf-8")
-    assert "prefect" not in source.lower()

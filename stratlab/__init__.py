@@ -1,0 +1,1 @@
+"""The `stratlab` command line."""

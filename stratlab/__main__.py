@@ -1,0 +1,3 @@
+from stratlab.cli import app
+
+app()

@@ -1,0 +1,190 @@
+"""`stratlab`: run research cycles, list market data and strategies.
+
+Heavy libraries (Prefect, torch, vectorbt) are imported inside the commands that need them, so
+`stratlab --help` and the listing commands answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Strategy Lab: design, train, backtest and assess trading strategies.", no_args_is_help=True)
+data_app = typer.Typer(help="Market data shipped in the repository or added by you.", no_args_is_help=True)
+strategies_app = typer.Typer(help="Strategy contracts and their results.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(strategies_app, name="strategies")
+
+console = Console()
+err = Console(stderr=True)
+
+EXIT_COMPLETED, EXIT_ERROR, EXIT_GATE = 0, 1, 2
+
+
+def prepare_prefect_env() -> None:
+    """Defaults that make the in-process ephemeral Prefect API work on a small, offline machine."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _quiet_prefect_console() -> None:
+    """Keep Prefect's run logs for the UI/API but off the terminal, where our own progress is shown.
+    Must run before Prefect is imported: its logging config reads this at set-up."""
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+def cycle(
+    strategy: Annotated[Path | None, typer.Option(help="Contract to run instead of designing one.")] = None,
+    designer: Annotated[str, typer.Option(help="Who designs: 'local' (offline).")] = "local",
+    symbol: Annotated[str | None, typer.Option(help="Market, e.g. EURUSD or SPX.")] = None,
+    timeframe: Annotated[str | None, typer.Option(help="Bar size, e.g. 1h or 1d.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for design and training.")] = 42,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """Run one research cycle in this process: design, train, gates, backtest, assess.
+
+    Exit status: 0 completed, 2 a gate rejected the strategy, 1 an error.
+    """
+    if designer != "local":
+        raise _fail(f"--designer: '{designer}' is not available; use 'local'")
+    if strategy is not None and not strategy.is_file():
+        raise _fail(f"--strategy: {strategy} does not exist")
+    prepare_prefect_env()
+    _quiet_prefect_console()
+    from flows.research_cycle import CycleParams, run_cycle
+
+    params = CycleParams(
+        strategy_file=str(strategy) if strategy else None, designer=designer, symbol=symbol,
+        timeframe=timeframe, seed=seed,
+    )
+    if as_json:
+        result = run_cycle(params)
+        sys.stdout.write(result.model_dump_json() + "\n")
+    else:
+        _show_progress()
+        console.print("[bold]Research cycle[/bold] (Prefect, in-process)")
+        result = run_cycle(params)
+        _print_result(result)
+    if result.status == "completed":
+        raise typer.Exit(EXIT_COMPLETED)
+    raise typer.Exit(EXIT_GATE if result.reason and " gate failed: " in result.reason else EXIT_ERROR)
+
+
+def _show_progress() -> None:
+    class RichHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.print(record.getMessage(), highlight=False)
+
+    log = logging.getLogger("stratlab.progress")
+    log.setLevel(logging.INFO)
+    log.addHandler(RichHandler())
+    log.propagate = False
+
+
+def _print_result(result) -> None:
+    colour = "green" if result.status == "completed" else "red"
+    console.print()
+    console.print(f"[bold {colour}]{result.status.upper()}[/bold {colour}] {result.strategy_id or ''}"
+                  + (f"  verdict: [bold]{result.verdict}[/bold]" if result.verdict else ""))
+    if result.reason:
+        console.print(f"reason: {result.reason}")
+    training = result.metrics.get("training")
+    if training:
+        console.print(
+            f"training: validation accuracy {training['accuracy']:.3f} (majority baseline "
+            f"{training['baseline_accuracy']:.3f}), loss {training['initial_loss']:.3f} -> {training['final_loss']:.3f}, "
+            f"{training['epochs_run']} epochs"
+        )
+    backtest = result.metrics.get("backtest")
+    if backtest:
+        table = Table("metric", "in-sample", "held-out")
+        for key in ("total_return", "benchmark_return", "sharpe", "sortino", "max_drawdown", "win_rate",
+                    "trades", "profit_factor", "exposure"):
+            table.add_row(key, _cell(backtest["in_sample"][key]), _cell(backtest["out_of_sample"][key]))
+        console.print(table)
+    for name, path in result.artifacts.items():
+        console.print(f"  {name:<11} {path}")
+    console.print(f"run {result.run_id} in {result.duration_s:.1f} s")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@data_app.command("list")
+def data_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Datasets available to cycles, with their span, size, hash and origin."""
+    from tasks.data import DataError, list_datasets
+
+    try:
+        datasets = list_datasets()
+    except DataError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps([d.model_dump(mode="json") for d in datasets], indent=2) + "\n")
+        return
+    table = Table("symbol", "timeframe", "rows", "start", "end", "source", "license")
+    for d in datasets:
+        table.add_row(d.symbol, d.timeframe, str(d.rows), f"{d.start:%Y-%m-%d}", f"{d.end:%Y-%m-%d}",
+                      d.source.split(" (")[0], d.license)
+    console.print(table)
+
+
+@strategies_app.command("list")
+def strategies_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every contract in the strategies folder, with its last cycle's outcome."""
+    from tasks.catalogue import strategy_summaries
+
+    rows = strategy_summaries()
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table("strategy", "market", "model", "last cycle", "verdict", "held-out Sharpe", "reason")
+    for r in rows:
+        sharpe = r.get("oos_sharpe")
+        table.add_row(r["strategy_id"], r["market"], r["model"], r.get("status") or "never run", r.get("verdict") or "",
+                      "" if sharpe is None else f"{sharpe:.2f}", r.get("reason") or r.get("error") or "")
+    console.print(table)
+
+
+@strategies_app.command("show")
+def strategies_show(
+    name: Annotated[str, typer.Argument(help="strategy_id")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A contract and its latest results."""
+    from tasks.catalogue import strategy_detail
+
+    try:
+        detail = strategy_detail(name)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(detail, indent=2, default=str) + "\n")
+        return
+    console.print(f"[bold]{name}[/bold]  {detail['contract_file']}")
+    console.print(detail["contract_yaml"], highlight=False, markup=False)
+    for key in ("cycle", "assessment"):
+        if detail.get(key):
+            console.print(f"[bold]{key}[/bold]")
+            console.print_json(json.dumps(detail[key], default=str))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,38 @@
+"""Shared fixtures: a real Prefect API (temporary SQLite database) for the whole session, and a private
+strategies folder per test so no test writes into the repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Before Prefect is imported: a fresh ephemeral server needs 12-17 s to start on a 2-core machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+REPO = Path(__file__).resolve().parents[1]
+STRATEGIES = REPO / "strategies"
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def strategies_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "strategies"
+    home.mkdir()
+    monkeypatch.setenv("STRATLAB_STRATEGIES_DIR", str(home))
+    return home
+
+
+def tree(path: Path) -> list[str]:
+    """Every file and folder under path, relative, sorted: what a person would see with `find`."""
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
