@@ -3,7 +3,7 @@
 One cost model everywhere: ``risk_model.fees`` (fraction of value per fill) and ``risk_model.slippage``
 (fraction of price, against us, per fill). Stops are placed from the fill price; a stop that is hit
 inside a bar exits at the stop level, or at the open when the bar opens beyond it. ATR stops use the
-ATR of the signal bar, which is known when the order is placed.
+ATR of the signal bar, which is known when the order is placed. Stop exits pay the same slippage.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def simulate(strategy: Strategy, bars: pd.DataFrame, frame: pd.DataFrame, start:
         tp_stop=next_bar(_stop_fraction(risk.take_profit, frame)),
         sl_trail=risk.trailing_stop,
         stop_entry_price="fillprice",
-        stop_exit_price="stoplimit",
+        stop_exit_price="stopmarket",
         init_cash=risk.init_cash,
         freq=freq,
     ), freq * per_year

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import data
 from tasks.data import (
     DATA_DIR,
     DataError,
