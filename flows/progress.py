@@ -35,6 +35,11 @@ class PhaseReporter:
     def note(self, message: str) -> None:
         self._emit(f"      {message}")
 
+    def seconds(self) -> dict[str, float]:
+        """Seconds per phase so far, the current one included."""
+        running = {self.phase: round(time.monotonic() - self._since, 3)} if self.phase else {}
+        return {**self.timings, **running}
+
     def finish(self) -> None:
         self._close_phase()
         self.phase = None

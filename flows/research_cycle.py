@@ -37,9 +37,13 @@ from tasks.train import train
 class CycleParams(BaseModel):
     """What a cycle runs on. Leave strategy_file empty to let the designer create a strategy."""
 
-    strategy_file: str | None = Field(None, description="Contract to run (YAML path) instead of designing one.")
+    strategy_file: str | None = Field(
+        None, description="Contract to run (YAML path) instead of designing one."
+    )
     designer: Literal["local"] = Field("local", description="Who designs: the built-in offline designer.")
-    symbol: str | None = Field(None, description="Market, e.g. EURUSD; empty: the contract's or a designer's pick.")
+    symbol: str | None = Field(
+        None, description="Market, e.g. EURUSD; empty: the contract's or a designer's pick."
+    )
     timeframe: str | None = Field(None, description="Bar size, e.g. 1h or 1d; empty: the symbol's first.")
     seed: int = Field(42, ge=0, le=2**31 - 1, description="Seed for design, training and anything random.")
 
@@ -70,7 +74,9 @@ def research_cycle(params: CycleParams | None = None) -> State:
     params = params or CycleParams()
     run_id = str(flow_run.get_id() or uuid.uuid4())
     started = time.monotonic()
-    result = CycleResult(run_id=run_id, status="failed", started_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    result = CycleResult(
+        run_id=run_id, status="failed", started_at=datetime.now(UTC).isoformat(timespec="seconds")
+    )
     progress = PhaseReporter()
     stage = Stage(run_id=run_id)
     strategy: Strategy | None = None
@@ -78,7 +84,9 @@ def research_cycle(params: CycleParams | None = None) -> State:
         progress.enter("designing", "offline designer" if not params.strategy_file else params.strategy_file)
         strategy, market = _design(params)
         result.strategy_id = strategy.strategy_id
-        progress.note(f"{strategy.strategy_id} on {market.symbol} {market.timeframe} ({len(market.bars)} bars)")
+        progress.note(
+            f"{strategy.strategy_id} on {market.symbol} {market.timeframe} ({len(market.bars)} bars)"
+        )
         record = provenance(params.seed, market.sha256, market.source)
 
         progress.enter("features")
@@ -86,12 +94,18 @@ def research_cycle(params: CycleParams | None = None) -> State:
         bounds = split_bounds(len(market.bars), strategy.data)
 
         if strategy.has_model:
-            progress.enter("training", f"MLP {strategy.model.hidden_layers}, up to {strategy.model.epochs} epochs")
+            progress.enter(
+                "training", f"MLP {strategy.model.hidden_layers}, up to {strategy.model.epochs} epochs"
+            )
             outcome = train(strategy, market.bars, frame, bounds, params.seed, stage.results)
             result.metrics["training"] = outcome.metrics.model_dump(exclude={"loss_curve", "class_balance"})
-            stage.write_json("training.json", {**outcome.metrics.model_dump(mode="json"), "provenance": record})
+            stage.write_json(
+                "training.json", {**outcome.metrics.model_dump(mode="json"), "provenance": record}
+            )
             gate = check_training_gate(outcome.metrics, strategy.gates.training)
-            progress.note(f"accuracy {outcome.metrics.accuracy:.3f}, final loss {outcome.metrics.final_loss:.3f}")
+            progress.note(
+                f"accuracy {outcome.metrics.accuracy:.3f}, final loss {outcome.metrics.final_loss:.3f}"
+            )
             if not gate.passed:
                 raise GateFailed(gate.reason)
             frame = frame.join(outcome.predictions.add_prefix("model."))
@@ -101,7 +115,8 @@ def research_cycle(params: CycleParams | None = None) -> State:
         progress.enter("backtesting", "vectorbt, held-out bars")
         report = backtest(strategy, market.bars, frame, bounds.in_sample, bounds.test)
         result.metrics["backtest"] = {
-            "in_sample": report.in_sample.model_dump(), "out_of_sample": report.out_of_sample.model_dump()
+            "in_sample": report.in_sample.model_dump(),
+            "out_of_sample": report.out_of_sample.model_dump(),
         }
         stage.write_json("backtest.json", {**report.model_dump(mode="json"), "provenance": record})
         oos = report.out_of_sample
@@ -127,6 +142,7 @@ def research_cycle(params: CycleParams | None = None) -> State:
         stage.discard()
         result.failed_phase = progress.phase
         result.reason = f"{(progress.phase or 'cycle').capitalize()} failed: {type(exc).__name__}: {exc}"
+        result.phase_seconds = progress.seconds()
         result.duration_s = round(time.monotonic() - started, 3)
         progress.finish()
         return Failed(message=result.reason, data=result)
@@ -140,7 +156,10 @@ def _design(params: CycleParams) -> tuple[Strategy, Market]:
         strategy = load_strategy(params.strategy_file)
         if params.symbol or params.timeframe:
             strategy = strategy.model_copy(
-                update={"markets": [params.symbol or strategy.symbol], "timeframes": [params.timeframe or strategy.timeframe]}
+                update={
+                    "markets": [params.symbol or strategy.symbol],
+                    "timeframes": [params.timeframe or strategy.timeframe],
+                }
             )
             strategy = Strategy.model_validate(strategy.model_dump())
         return strategy, load_market_data(strategy.symbol, strategy.timeframe)
@@ -167,14 +186,23 @@ def _pick_market(params: CycleParams) -> tuple[str, str]:
     return choices[0].symbol, params.timeframe or choices[0].timeframe
 
 
-def _conclude(result: CycleResult, strategy: Strategy, stage: Stage, progress: PhaseReporter,
-              started: float, record: dict, learnings: list[str]) -> State:
+def _conclude(
+    result: CycleResult,
+    strategy: Strategy,
+    stage: Stage,
+    progress: PhaseReporter,
+    started: float,
+    record: dict,
+    learnings: list[str],
+) -> State:
     """Write cycle.json, commit the staged results, publish the summary artifact, return the state."""
-    progress.finish()
-    result.phase_seconds = progress.timings
+    result.phase_seconds = progress.seconds()
     result.duration_s = round(time.monotonic() - started, 3)
     final = strategies_dir() / strategy.strategy_id
-    result.artifacts = {"strategy": str(strategies_dir() / f"{strategy.strategy_id}.yaml"), "results": str(final)}
+    result.artifacts = {
+        "strategy": str(strategies_dir() / f"{strategy.strategy_id}.yaml"),
+        "results": str(final),
+    }
     result.artifacts.update({p.stem: str(final / p.name) for p in sorted(stage.results.iterdir())})
     result.artifacts["cycle"] = str(final / "cycle.json")
     backtest_is = result.metrics.get("backtest", {}).get("in_sample", {})
@@ -188,8 +216,11 @@ def _conclude(result: CycleResult, strategy: Strategy, stage: Stage, progress: P
         "verdict": result.verdict,
         "learnings": learnings,
     }
-    stage.write_json("cycle.json", {**result.model_dump(mode="json"), "history": history, "provenance": record})
+    stage.write_json(
+        "cycle.json", {**result.model_dump(mode="json"), "history": history, "provenance": record}
+    )
     stage.commit(strategy)
+    progress.finish()
     create_markdown_artifact(
         markdown=summary_markdown(result, strategy),
         key=f"cycle-{strategy.strategy_id.replace('_', '-')}",
@@ -213,4 +244,3 @@ def run_cycle(params: CycleParams) -> CycleResult:
     """Run one cycle in this process (Prefect's ephemeral API unless a server is configured)."""
     state = research_cycle(params, return_state=True)
     return result_of(state)
-

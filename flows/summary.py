@@ -31,15 +31,33 @@ def summary_markdown(result: CycleResult, strategy: Strategy) -> str:
     training = result.metrics.get("training")
     if training:
         lines += ["## Training (validation)", "", "| metric | value |", "|---|---|"]
-        for key in ("accuracy", "baseline_accuracy", "final_loss", "loss_decrease", "epochs_run", "test_accuracy"):
+        for key in (
+            "accuracy",
+            "baseline_accuracy",
+            "final_loss",
+            "loss_decrease",
+            "epochs_run",
+            "test_accuracy",
+        ):
             lines.append(f"| {key} | {_fmt(training.get(key))} |")
         lines.append("")
     backtest = result.metrics.get("backtest")
     if backtest:
         lines += ["## Backtest", "", "| metric | in-sample | held-out |", "|---|---|---|"]
-        for key in ("total_return", "benchmark_return", "sharpe", "sortino", "max_drawdown", "win_rate",
-                    "trades", "profit_factor", "exposure"):
-            lines.append(f"| {key} | {_fmt(backtest['in_sample'].get(key))} | {_fmt(backtest['out_of_sample'].get(key))} |")
+        for key in (
+            "total_return",
+            "benchmark_return",
+            "sharpe",
+            "sortino",
+            "max_drawdown",
+            "win_rate",
+            "trades",
+            "profit_factor",
+            "exposure",
+        ):
+            lines.append(
+                f"| {key} | {_fmt(backtest['in_sample'].get(key))} | {_fmt(backtest['out_of_sample'].get(key))} |"
+            )
         lines.append("")
     lines += ["## Files", ""] + [f"- {name}: `{path}`" for name, path in result.artifacts.items()]
     lines += ["", f"Phase seconds: {result.phase_seconds}; total {result.duration_s:.1f} s."]

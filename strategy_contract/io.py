@@ -46,7 +46,11 @@ def problems_from(error: ValidationError) -> list[tuple[str, str]]:
             if not path and ": " in line:
                 problems.append(tuple(line.split(": ", 1)))
             else:
-                shown = "" if err["type"] in ("value_error", "assertion_error") else f" (got {err.get('input')!r})"
+                shown = (
+                    ""
+                    if err["type"] in ("value_error", "assertion_error")
+                    else f" (got {err.get('input')!r})"
+                )
                 problems.append((path, line + (shown if len(shown) < 120 else "")))
     return problems
 
@@ -71,7 +75,9 @@ def load_strategy(path: str | Path) -> Strategy:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ContractError(str(path), [("", f"{where}not valid YAML ({getattr(exc, 'problem', exc)})")]) from None
+        raise ContractError(
+            str(path), [("", f"{where}not valid YAML ({getattr(exc, 'problem', exc)})")]
+        ) from None
     return parse_strategy(data, str(path))
 
 

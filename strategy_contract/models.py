@@ -251,7 +251,9 @@ class MLPModel(_Model):
     learning_rate: float = Field(1e-3, ge=1e-5, le=0.1)
     epochs: int = Field(30, ge=1, le=300)
     batch_size: int = Field(256, ge=8, le=4096)
-    patience: int = Field(5, ge=1, le=50, description="Epochs without validation improvement before stopping.")
+    patience: int = Field(
+        5, ge=1, le=50, description="Epochs without validation improvement before stopping."
+    )
     lookback: int = Field(1, ge=1, le=20, description="Bars of membership history fed to the model.")
     label: Label = Field(default_factory=ForwardReturnLabel)
 
@@ -347,7 +349,9 @@ class DataSplit(_Model):
     train: float = Field(0.6, gt=0, lt=1)
     validation: float = Field(0.2, gt=0, lt=1)
     test: float = Field(0.2, gt=0, lt=1)
-    embargo_bars: int = Field(24, ge=0, le=1000, description="Bars dropped between parts so labels never overlap.")
+    embargo_bars: int = Field(
+        24, ge=0, le=1000, description="Bars dropped between parts so labels never overlap."
+    )
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> DataSplit:
@@ -366,7 +370,9 @@ class Strategy(_Model):
     contract_version: Literal[1] = Field(CONTRACT_VERSION, description="Version of this document format.")
     strategy_id: str = Field(pattern=STRATEGY_ID_PATTERN, max_length=64)
     version: int = Field(1, ge=1, description="Revision of this strategy.")
-    thesis: str = Field(min_length=10, max_length=2000, description="Why it should work, in a sentence or two.")
+    thesis: str = Field(
+        min_length=10, max_length=2000, description="Why it should work, in a sentence or two."
+    )
     markets: list[Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9._-]{0,19}$")]] = Field(min_length=1)
     timeframes: list[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,2}(m|h|d)$")]] = Field(min_length=1)
     indicators: list[IndicatorSpec] = Field(min_length=1, max_length=20)
@@ -431,8 +437,10 @@ class Strategy(_Model):
                 if not re.fullmatch(SLUG_PATTERN, name):
                     problems.append(f"fuzzy_sets.{src}.{name}: set names are lower-case slugs")
         known = self.known_refs()
-        for path, cond in [*iter_conditions(self.entry_rules, "entry_rules"),
-                           *iter_conditions(self.exit_rules, "exit_rules")]:
+        for path, cond in [
+            *iter_conditions(self.entry_rules, "entry_rules"),
+            *iter_conditions(self.exit_rules, "exit_rules"),
+        ]:
             for side in ("left", "right"):
                 ref = getattr(cond, side)
                 if isinstance(ref, str) and ref not in known:
@@ -461,7 +469,9 @@ class Strategy(_Model):
                         f"strategy (atr indicators: {atrs or 'none; add one'})"
                     )
         if not self.exit_rules and self.risk_model.stop_loss is None and self.risk_model.take_profit is None:
-            problems.append("exit_rules: give at least one exit rule, stop_loss or take_profit, or trades never end")
+            problems.append(
+                "exit_rules: give at least one exit rule, stop_loss or take_profit, or trades never end"
+            )
         problems += self._optimization_problems()
         return problems
 
@@ -474,8 +484,13 @@ class Strategy(_Model):
             if ind is not None and param in CATALOG[ind.type].params:
                 p = CATALOG[ind.type].params[param]
                 if opt.min < p.min or opt.max > p.max:
-                    problems.append(f"{path}: range [{opt.min}, {opt.max}] exceeds the catalog's [{p.min}, {p.max}]")
-            elif head in ("risk_model.stop_loss", "risk_model.take_profit") and param in ("multiple", "value"):
+                    problems.append(
+                        f"{path}: range [{opt.min}, {opt.max}] exceeds the catalog's [{p.min}, {p.max}]"
+                    )
+            elif head in ("risk_model.stop_loss", "risk_model.take_profit") and param in (
+                "multiple",
+                "value",
+            ):
                 stop = getattr(self.risk_model, head.split(".")[1])
                 if stop is None or not hasattr(stop, param):
                     problems.append(f"{path}: {head} has no field '{param}'")

@@ -17,7 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Strategy Lab: design, train, backtest and assess trading strategies.", no_args_is_help=True)
+app = typer.Typer(
+    help="Strategy Lab: design, train, backtest and assess trading strategies.", no_args_is_help=True
+)
 data_app = typer.Typer(help="Market data shipped in the repository or added by you.", no_args_is_help=True)
 strategies_app = typer.Typer(help="Strategy contracts and their results.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -68,8 +70,11 @@ def cycle(
     from flows.research_cycle import CycleParams, run_cycle
 
     params = CycleParams(
-        strategy_file=str(strategy) if strategy else None, designer=designer, symbol=symbol,
-        timeframe=timeframe, seed=seed,
+        strategy_file=str(strategy) if strategy else None,
+        designer=designer,
+        symbol=symbol,
+        timeframe=timeframe,
+        seed=seed,
     )
     if as_json:
         result = run_cycle(params)
@@ -98,8 +103,10 @@ def _show_progress() -> None:
 def _print_result(result) -> None:
     colour = "green" if result.status == "completed" else "red"
     console.print()
-    console.print(f"[bold {colour}]{result.status.upper()}[/bold {colour}] {result.strategy_id or ''}"
-                  + (f"  verdict: [bold]{result.verdict}[/bold]" if result.verdict else ""))
+    console.print(
+        f"[bold {colour}]{result.status.upper()}[/bold {colour}] {result.strategy_id or ''}"
+        + (f"  verdict: [bold]{result.verdict}[/bold]" if result.verdict else "")
+    )
     if result.reason:
         console.print(f"reason: {result.reason}")
     training = result.metrics.get("training")
@@ -112,8 +119,17 @@ def _print_result(result) -> None:
     backtest = result.metrics.get("backtest")
     if backtest:
         table = Table("metric", "in-sample", "held-out")
-        for key in ("total_return", "benchmark_return", "sharpe", "sortino", "max_drawdown", "win_rate",
-                    "trades", "profit_factor", "exposure"):
+        for key in (
+            "total_return",
+            "benchmark_return",
+            "sharpe",
+            "sortino",
+            "max_drawdown",
+            "win_rate",
+            "trades",
+            "profit_factor",
+            "exposure",
+        ):
             table.add_row(key, _cell(backtest["in_sample"][key]), _cell(backtest["out_of_sample"][key]))
         console.print(table)
     for name, path in result.artifacts.items():
@@ -141,8 +157,15 @@ def data_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         return
     table = Table("symbol", "timeframe", "rows", "start", "end", "source", "license")
     for d in datasets:
-        table.add_row(d.symbol, d.timeframe, str(d.rows), f"{d.start:%Y-%m-%d}", f"{d.end:%Y-%m-%d}",
-                      d.source.split(" (")[0], d.license)
+        table.add_row(
+            d.symbol,
+            d.timeframe,
+            str(d.rows),
+            f"{d.start:%Y-%m-%d}",
+            f"{d.end:%Y-%m-%d}",
+            d.source.split(" (")[0],
+            d.license,
+        )
     console.print(table)
 
 
@@ -158,8 +181,15 @@ def strategies_list(as_json: Annotated[bool, typer.Option("--json")] = False) ->
     table = Table("strategy", "market", "model", "last cycle", "verdict", "held-out Sharpe", "reason")
     for r in rows:
         sharpe = r.get("oos_sharpe")
-        table.add_row(r["strategy_id"], r["market"], r["model"], r.get("status") or "never run", r.get("verdict") or "",
-                      "" if sharpe is None else f"{sharpe:.2f}", r.get("reason") or r.get("error") or "")
+        table.add_row(
+            r["strategy_id"],
+            r["market"],
+            r["model"],
+            r.get("status") or "never run",
+            r.get("verdict") or "",
+            "" if sharpe is None else f"{sharpe:.2f}",
+            r.get("reason") or r.get("error") or "",
+        )
     console.print(table)
 
 

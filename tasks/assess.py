@@ -36,7 +36,9 @@ def _degradation(is_sharpe: float | None, oos_sharpe: float | None) -> float | N
     return (is_sharpe - oos_sharpe) / is_sharpe
 
 
-def assess_offline(strategy: Strategy, backtest: BacktestReport, training: TrainingMetrics | None) -> Assessment:
+def assess_offline(
+    strategy: Strategy, backtest: BacktestReport, training: TrainingMetrics | None
+) -> Assessment:
     oos, ins = backtest.out_of_sample, backtest.in_sample
     strengths, weaknesses, suggestions = [], [], []
     sharpe = oos.sharpe if oos.sharpe is not None else 0.0

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from strategy_contract.models import ATRStop, PercentStop, Strategy, Stop
+from strategy_contract.models import ATRStop, PercentStop, Stop, Strategy
 from tasks.signals import entry_signal, exit_signal
 
 
@@ -81,7 +81,9 @@ def _stop_fraction(stop: Stop | None, frame: pd.DataFrame) -> pd.Series | float:
     raise TypeError(f"no stop rule for {type(stop).__name__}")
 
 
-def simulate(strategy: Strategy, bars: pd.DataFrame, frame: pd.DataFrame, start: int, stop: int, per_year: float):
+def simulate(
+    strategy: Strategy, bars: pd.DataFrame, frame: pd.DataFrame, start: int, stop: int, per_year: float
+):
     """Run the portfolio on bars[start:stop]; signals are computed on the whole frame (indicators are
     causal) and each is executed on the next bar of the period."""
     import vectorbt as vbt
@@ -173,7 +175,11 @@ def trade_list(pf) -> list[Trade]:
 
 
 def run_backtest(
-    strategy: Strategy, bars: pd.DataFrame, frame: pd.DataFrame, in_sample: tuple[int, int], held_out: tuple[int, int]
+    strategy: Strategy,
+    bars: pd.DataFrame,
+    frame: pd.DataFrame,
+    in_sample: tuple[int, int],
+    held_out: tuple[int, int],
 ) -> BacktestReport:
     """In-sample (train + validation bars) and out-of-sample (held-out test bars) backtests."""
     per_year = bars_per_year(bars.index)

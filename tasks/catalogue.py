@@ -32,8 +32,13 @@ def strategy_summaries(directory: Path | None = None) -> list[dict]:
         cycle = _read_json(root / strategy.strategy_id / "cycle.json")
         if cycle:
             oos = cycle.get("metrics", {}).get("backtest", {}).get("out_of_sample", {})
-            row.update(status=cycle.get("status"), verdict=cycle.get("verdict"), reason=cycle.get("reason"),
-                       oos_sharpe=oos.get("sharpe"), run_id=cycle.get("run_id"))
+            row.update(
+                status=cycle.get("status"),
+                verdict=cycle.get("verdict"),
+                reason=cycle.get("reason"),
+                oos_sharpe=oos.get("sharpe"),
+                run_id=cycle.get("run_id"),
+            )
         rows.append(row)
     return rows
 
@@ -44,7 +49,9 @@ def strategy_detail(name: str, directory: Path | None = None) -> dict:
     path = strategy_file(name, directory)
     if not path.is_file():
         known = [p.stem for p in sorted((directory or strategies_dir()).glob("*.yaml"))]
-        raise FileNotFoundError(f"no strategy '{name}' in {path.parent} (known: {', '.join(known) or 'none'})")
+        raise FileNotFoundError(
+            f"no strategy '{name}' in {path.parent} (known: {', '.join(known) or 'none'})"
+        )
     strategy = load_strategy(path)
     results = results_dir(name, directory)
     return {

@@ -483,7 +483,9 @@ class Market:
 def load_market(symbol: str, timeframe: str, directory: Path | None = None) -> Market:
     bars = load_bars(symbol, timeframe, directory)
     folder = Path(directory) if directory is not None else data_dir()
-    return Market(symbol=symbol, timeframe=timeframe, bars=bars, sha256=frame_sha256(bars), source=str(folder))
+    return Market(
+        symbol=symbol, timeframe=timeframe, bars=bars, sha256=frame_sha256(bars), source=str(folder)
+    )
 
 
 def median_abs_return(bars: pd.DataFrame, stop: int) -> float:

@@ -26,7 +26,11 @@ FAILED_SCORE = -1.0
 def family_of(strategy: Strategy) -> str:
     if strategy.has_model:
         return "neuro_fuzzy"
-    return "mean_reversion" if any(i.type in ("rsi", "bbands", "stoch") for i in strategy.indicators) else "trend_cross"
+    return (
+        "mean_reversion"
+        if any(i.type in ("rsi", "bbands", "stoch") for i in strategy.indicators)
+        else "trend_cross"
+    )
 
 
 def score(past: PastCycle) -> float:
@@ -53,7 +57,9 @@ def design_offline(
     family = rng.choices(FAMILIES, weights=weights)[0]
 
     same_market = [
-        (p, s) for p, s in history if family_of(s) == family and s.symbol == symbol and s.timeframe == timeframe
+        (p, s)
+        for p, s in history
+        if family_of(s) == family and s.symbol == symbol and s.timeframe == timeframe
     ]
     best = max(same_market, key=lambda ps: score(ps[0]), default=None)
     if best is not None and score(best[0]) > 0 and rng.random() < 0.6:
@@ -72,7 +78,11 @@ def refine(parent: Strategy, rng: random.Random) -> dict:
         opt = parent.optimization_space[key]
         steps = rng.choice((-3, -2, -1, 1, 2, 3))
         value = min(max(opt.value + steps * opt.step, opt.min), opt.max)
-        value = int(round(value)) if float(opt.step).is_integer() and float(opt.min).is_integer() else round(value, 6)
+        value = (
+            int(round(value))
+            if float(opt.step).is_integer() and float(opt.min).is_integer()
+            else round(value, 6)
+        )
         data["optimization_space"][key]["value"] = value
         _set_param(data, key, value)
     data["version"] = parent.version + 1
@@ -102,7 +112,11 @@ def _opt(value: float, lo: float, hi: float, step: float) -> dict:
 
 def _costs(symbol: str) -> dict:
     """FX majors trade at about a pip; stocks and indices pay a little more per fill."""
-    return {"fees": 0.0001, "slippage": 0.00005} if len(symbol) == 6 and symbol.isalpha() else {"fees": 0.0005, "slippage": 0.0002}
+    return (
+        {"fees": 0.0001, "slippage": 0.00005}
+        if len(symbol) == 6 and symbol.isalpha()
+        else {"fees": 0.0005, "slippage": 0.0002}
+    )
 
 
 def _atr_stops(rng: random.Random) -> tuple[float, float]:
@@ -115,7 +129,8 @@ def trend_cross(rng: random.Random, symbol: str, timeframe: str, volatility: flo
     sl, tp = _atr_stops(rng)
     return {
         "thesis": f"Trends in {symbol} persist after a fast {ma.upper()} crosses a slow one; ATR stops cap losses.",
-        "markets": [symbol], "timeframes": [timeframe],
+        "markets": [symbol],
+        "timeframes": [timeframe],
         "indicators": [
             {"id": "ma_fast", "type": ma, "params": {"window": fast}},
             {"id": "ma_slow", "type": ma, "params": {"window": slow}},
@@ -143,7 +158,8 @@ def mean_reversion(rng: random.Random, symbol: str, timeframe: str, volatility: 
     sl, tp = _atr_stops(rng)
     return {
         "thesis": f"{symbol} snaps back after RSI leaves oversold while the long trend is up; ATR stops cap losses.",
-        "markets": [symbol], "timeframes": [timeframe],
+        "markets": [symbol],
+        "timeframes": [timeframe],
         "indicators": [
             {"id": "rsi_fast", "type": "rsi", "params": {"window": window}},
             {"id": "sma_trend", "type": "sma", "params": {"window": trend}},
@@ -201,12 +217,18 @@ def neuro_fuzzy(rng: random.Random, symbol: str, timeframe: str, volatility: flo
     return {
         "thesis": f"Fuzzy momentum and band states of {symbol} say which way its next swing of {swing:.2%} goes; "
         "an MLP learns which combinations precede up-swings.",
-        "markets": [symbol], "timeframes": [timeframe],
+        "markets": [symbol],
+        "timeframes": [timeframe],
         "indicators": indicators,
         "fuzzy_sets": fuzzy,
         "model": {
-            "kind": "mlp", "hidden_layers": hidden, "dropout": rng.choice((0.0, 0.1, 0.2)),
-            "learning_rate": rng.choice((0.001, 0.003)), "epochs": 40, "batch_size": 128, "patience": 6,
+            "kind": "mlp",
+            "hidden_layers": hidden,
+            "dropout": rng.choice((0.0, 0.1, 0.2)),
+            "learning_rate": rng.choice((0.001, 0.003)),
+            "epochs": 40,
+            "batch_size": 128,
+            "patience": 6,
             "lookback": rng.randint(1, 4),
             "label": {"kind": "zigzag", "threshold": round(max(swing, 1e-4), 5), "max_horizon": horizon},
         },

@@ -52,14 +52,20 @@ def rsi(bars: pd.DataFrame, p: dict) -> dict[str, pd.Series]:
 
 @indicator("atr")
 def atr(bars: pd.DataFrame, p: dict) -> dict[str, pd.Series]:
-    return {"value": _vbt().ATR.run(bars["high"], bars["low"], bars["close"], window=p["window"], ewm=True).atr}
+    return {
+        "value": _vbt().ATR.run(bars["high"], bars["low"], bars["close"], window=p["window"], ewm=True).atr
+    }
 
 
 @indicator("macd")
 def macd(bars: pd.DataFrame, p: dict) -> dict[str, pd.Series]:
     out = _vbt().MACD.run(
-        bars["close"], fast_window=p["fast"], slow_window=p["slow"], signal_window=p["signal"],
-        macd_ewm=True, signal_ewm=True,
+        bars["close"],
+        fast_window=p["fast"],
+        slow_window=p["slow"],
+        signal_window=p["signal"],
+        macd_ewm=True,
+        signal_ewm=True,
     )
     return {"macd": out.macd, "signal": out.signal, "hist": out.hist}
 
@@ -68,8 +74,11 @@ def macd(bars: pd.DataFrame, p: dict) -> dict[str, pd.Series]:
 def bbands(bars: pd.DataFrame, p: dict) -> dict[str, pd.Series]:
     out = _vbt().BBANDS.run(bars["close"], window=p["window"], alpha=p["alpha"])
     return {
-        "middle": out.middle, "upper": out.upper, "lower": out.lower,
-        "percent_b": out.percent_b, "bandwidth": out.bandwidth,
+        "middle": out.middle,
+        "upper": out.upper,
+        "lower": out.lower,
+        "percent_b": out.percent_b,
+        "bandwidth": out.bandwidth,
     }
 
 
@@ -80,7 +89,9 @@ def roc(bars: pd.DataFrame, p: dict) -> dict[str, pd.Series]:
 
 @indicator("stoch")
 def stoch(bars: pd.DataFrame, p: dict) -> dict[str, pd.Series]:
-    out = _vbt().STOCH.run(bars["high"], bars["low"], bars["close"], k_window=p["k_window"], d_window=p["d_window"])
+    out = _vbt().STOCH.run(
+        bars["high"], bars["low"], bars["close"], k_window=p["k_window"], d_window=p["d_window"]
+    )
     return {"k": out.percent_k, "d": out.percent_d}
 
 

@@ -9,8 +9,18 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("strategy-lab", "prefect", "torch", "pytorch-lightning", "vectorbt", "numba", "numpy", "pandas",
-            "pydantic", "anthropic")
+PACKAGES = (
+    "strategy-lab",
+    "prefect",
+    "torch",
+    "pytorch-lightning",
+    "vectorbt",
+    "numba",
+    "numpy",
+    "pandas",
+    "pydantic",
+    "anthropic",
+)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -22,7 +32,10 @@ def code_version() -> str:
             ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
             timeout=5,
         ).stdout.strip()
         return commit + ("+dirty" if dirty else "")

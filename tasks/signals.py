@@ -37,7 +37,9 @@ def _combine(rules: list[Rule], frame: pd.DataFrame, all_: bool) -> pd.Series:
 
 def _condition(cond: Condition, frame: pd.DataFrame) -> pd.Series:
     left = frame[cond.left]
-    right = frame[cond.right] if isinstance(cond.right, str) else pd.Series(float(cond.right), index=frame.index)
+    right = (
+        frame[cond.right] if isinstance(cond.right, str) else pd.Series(float(cond.right), index=frame.index)
+    )
     defined = left.notna() & right.notna()
     if cond.op == ">":
         hit = left > right

@@ -7,6 +7,7 @@ a cancellation discards the staging folder, so ``strategies/`` never holds a par
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -54,6 +55,10 @@ class Stage:
     def commit(self, strategy: Strategy) -> tuple[Path, Path]:
         """Move the results into place (replacing an earlier run of the same strategy), then the contract."""
         final_results = results_dir(strategy.strategy_id, self.root)
+        if final_results.exists() and not final_results.is_dir():
+            raise FileExistsError(
+                f"{final_results} is a file, not a results folder; move it away and run again"
+            )
         if final_results.exists():
             trash = self.path / "previous"
             os.replace(final_results, trash)
@@ -66,10 +71,8 @@ class Stage:
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
-        try:
+        with contextlib.suppress(OSError):
             (self.root / STAGING).rmdir()
-        except OSError:
-            pass
 
 
 def _same_strategy(path: Path, strategy: Strategy) -> bool:

@@ -131,9 +131,7 @@ class _CurveRecorder(pl.Callback):
 
 
 def _tensors(x: pd.DataFrame, y: pd.Series) -> TensorDataset:
-    return TensorDataset(
-        torch.tensor(x.to_numpy(dtype=np.float32)), torch.tensor(y.to_numpy(dtype=np.int64))
-    )
+    return TensorDataset(torch.tensor(x.to_numpy(dtype=np.float32)), torch.tensor(y.to_numpy(dtype=np.int64)))
 
 
 def _balance(y: pd.Series) -> dict[str, float]:
@@ -150,7 +148,12 @@ def _evaluate(net: nn.Module, data: TensorDataset) -> tuple[float, float]:
 
 
 def train_model(
-    strategy: Strategy, bars: pd.DataFrame, features: pd.DataFrame, bounds: SplitBounds, seed: int, workdir: Path
+    strategy: Strategy,
+    bars: pd.DataFrame,
+    features: pd.DataFrame,
+    bounds: SplitBounds,
+    seed: int,
+    workdir: Path,
 ) -> TrainingOutcome:
     """Fit the contract's MLP; return metrics, per-bar predictions and the best checkpoint's path."""
     spec = strategy.model
@@ -170,7 +173,9 @@ def train_model(
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = part(bounds.train), part(bounds.validation), part(bounds.test)
     for name, y in (("train", y_tr), ("validation", y_va)):
         if len(y) < 20:
-            raise ValueError(f"training: only {len(y)} usable {name} samples; use more data or shorter windows")
+            raise ValueError(
+                f"training: only {len(y)} usable {name} samples; use more data or shorter windows"
+            )
     train_ds, val_ds, test_ds = _tensors(x_tr, y_tr), _tensors(x_va, y_va), _tensors(x_te, y_te)
 
     net = MLP(inputs.shape[1], spec.hidden_layers, spec.dropout)
@@ -183,7 +188,12 @@ def train_model(
 
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint_cb = pl.callbacks.ModelCheckpoint(
-        dirpath=workdir, filename="model", monitor="val_loss", mode="min", save_top_k=1, enable_version_counter=False
+        dirpath=workdir,
+        filename="model",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        enable_version_counter=False,
     )
     stopper = pl.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=spec.patience)
     recorder = _CurveRecorder()

@@ -82,8 +82,12 @@ def test_signal_on_the_last_bar_is_never_filled():
     bars = BARS.copy()
     bars.loc[bars.index[-1], ["close", "high"]] = [110.0, 111.0]  # entry signal on the final close only
     strategy = toy()
-    strategy = strategy.model_copy(update={"exit_rules": [], "risk_model": strategy.risk_model.model_copy(
-        update={"stop_loss": None, "take_profit": None})})
+    strategy = strategy.model_copy(
+        update={
+            "exit_rules": [],
+            "risk_model": strategy.risk_model.model_copy(update={"stop_loss": None, "take_profit": None}),
+        }
+    )
     frame = feature_frame(bars, strategy)
     pf, _ = simulate(strategy, bars, frame, 0, len(bars), per_year=365)
     entries = [t.entry_time for t in trade_list(pf)]
@@ -93,5 +97,7 @@ def test_signal_on_the_last_bar_is_never_filled():
 def test_in_sample_and_held_out_are_separate_periods():
     strategy = toy()
     report = run_backtest(strategy, BARS, feature_frame(BARS, strategy), (0, 4), (4, 8))
-    assert report.in_sample.end.startswith("2024-01-04") and report.out_of_sample.start.startswith("2024-01-05")
+    assert report.in_sample.end.startswith("2024-01-04") and report.out_of_sample.start.startswith(
+        "2024-01-05"
+    )
     assert report.in_sample.bars == 4 and report.out_of_sample.bars == 4

@@ -10,7 +10,13 @@ import pytest
 import yaml
 from conftest import STRATEGIES
 
-from strategy_contract import ContractError, load_strategy, parse_strategy, save_strategy, validate_strategy_id
+from strategy_contract import (
+    ContractError,
+    load_strategy,
+    parse_strategy,
+    save_strategy,
+    validate_strategy_id,
+)
 from strategy_contract.schema import SCHEMA_PATH, render_schema
 
 PILOT = yaml.safe_load((STRATEGIES / "ema_cross_atr.yaml").read_text())
@@ -108,7 +114,9 @@ def test_membership_points_must_be_ordered():
 
 
 def test_fuzzy_set_on_unknown_indicator():
-    problems = reject(lambda d: d.update(fuzzy_sets={"rsi": {"low": {"shape": "gaussian", "mean": 1, "sigma": 1}}}))
+    problems = reject(
+        lambda d: d.update(fuzzy_sets={"rsi": {"low": {"shape": "gaussian", "mean": 1, "sigma": 1}}})
+    )
     assert problems[0][0] == "fuzzy_sets.rsi"
 
 
@@ -126,9 +134,17 @@ def test_embargo_shorter_than_label_horizon_would_leak():
 
 
 def test_optimization_space_bounds():
-    problems = reject(lambda d: d["optimization_space"].update({"ema_fast.window": {"min": 1, "max": 30, "step": 1, "value": 12}}))
+    problems = reject(
+        lambda d: d["optimization_space"].update(
+            {"ema_fast.window": {"min": 1, "max": 30, "step": 1, "value": 12}}
+        )
+    )
     assert problems[0][0] == "optimization_space.ema_fast.window"
-    problems = reject(lambda d: d["optimization_space"].update({"ema_fats.window": {"min": 5, "max": 30, "step": 1, "value": 12}}))
+    problems = reject(
+        lambda d: d["optimization_space"].update(
+            {"ema_fats.window": {"min": 5, "max": 30, "step": 1, "value": 12}}
+        )
+    )
     assert "did you mean 'ema_fast.window'" in problems[0][1]
 
 

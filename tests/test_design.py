@@ -25,10 +25,23 @@ def test_history_steers_the_search():
     fresh = [design_offline(seed, [], "SPX", "1d", 0.006) for seed in range(40)]
     good = next(s for s in fresh if family_of(s) == "trend_cross")
     bad = [s for s in fresh if family_of(s) != "trend_cross"][:4]
-    history = [(PastCycle(strategy_id=good.strategy_id, family="trend_cross", status="completed",
-                          in_sample_sharpe=2.5), good)]
-    history += [(PastCycle(strategy_id=s.strategy_id, family=family_of(s), status="failed",
-                           reason="Backtest gate failed"), s) for s in bad]
+    history = [
+        (
+            PastCycle(
+                strategy_id=good.strategy_id, family="trend_cross", status="completed", in_sample_sharpe=2.5
+            ),
+            good,
+        )
+    ]
+    history += [
+        (
+            PastCycle(
+                strategy_id=s.strategy_id, family=family_of(s), status="failed", reason="Backtest gate failed"
+            ),
+            s,
+        )
+        for s in bad
+    ]
 
     designs = [design_offline(seed, history, "SPX", "1d", 0.006) for seed in range(40)]
     families = Counter(family_of(d) for d in designs)

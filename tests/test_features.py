@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from strategy_contract import CATALOG, parse_strategy
+from strategy_contract.models import ForwardReturnLabel, ZigZagLabel
 from tasks.data import load_bars
 from tasks.features import DOWN, FLAT, UP, feature_frame, make_labels, model_inputs
-from strategy_contract.models import ForwardReturnLabel, ZigZagLabel
 
 EVERY_INDICATOR = parse_strategy(
     {
@@ -23,7 +23,11 @@ EVERY_INDICATOR = parse_strategy(
             "macd_1.hist": {"pos": {"shape": "gaussian", "mean": 0.001, "sigma": 0.001}},
             "stoch_1.d": {"mid": {"shape": "triangular", "points": [20, 50, 80]}},
         },
-        "model": {"kind": "mlp", "lookback": 3, "label": {"kind": "zigzag", "threshold": 0.002, "max_horizon": 24}},
+        "model": {
+            "kind": "mlp",
+            "lookback": 3,
+            "label": {"kind": "zigzag", "threshold": 0.002, "max_horizon": 24},
+        },
         "entry_rules": [{"left": "model.prob_up", "op": ">", "right": 0.5}],
         "exit_rules": [{"left": "close", "op": "crosses_below", "right": "ema_1"}],
         "data": {"embargo_bars": 24},

@@ -36,7 +36,9 @@ def test_training_records_what_the_gate_and_a_person_need(setting, tmp_path):
     outcome = train_model(strategy, bars, frame, bounds, seed=1, workdir=tmp_path)
     m = outcome.metrics
     assert 1 <= m.epochs_run <= 6 and len(m.loss_curve) == m.epochs_run
-    assert m.initial_loss > 0 and m.loss_decrease == pytest.approx((m.initial_loss - m.final_loss) / m.initial_loss)
+    assert m.initial_loss > 0 and m.loss_decrease == pytest.approx(
+        (m.initial_loss - m.final_loss) / m.initial_loss
+    )
     assert sum(m.class_balance["train"].values()) == pytest.approx(1.0, abs=1e-3)
     assert m.samples["train"] > m.samples["validation"] > 0
     state = torch.load(outcome.checkpoint, map_location="cpu", weights_only=True)
