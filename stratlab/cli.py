@@ -113,7 +113,8 @@ def _print_result(result) -> None:
     if training:
         console.print(
             f"training: validation accuracy {training['accuracy']:.3f} (majority baseline "
-            f"{training['baseline_accuracy']:.3f}), loss {training['initial_loss']:.3f} -> {training['final_loss']:.3f}, "
+            f"{training['baseline_accuracy']:.3f}), "
+            f"loss {training['initial_loss']:.3f} -> {training['final_loss']:.3f}, "
             f"{training['epochs_run']} epochs"
         )
     backtest = result.metrics.get("backtest")

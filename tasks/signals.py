@@ -54,8 +54,6 @@ def _condition(cond: Condition, frame: pd.DataFrame) -> pd.Series:
         prev_above = above.shift(1, fill_value=False).astype(bool)
         prev_defined = defined.shift(1, fill_value=False).astype(bool)
         # a cross needs both bars defined: one side of the line before, the other side now
-        if cond.op == "crosses_above":
-            hit = above & ~prev_above & prev_defined
-        else:
-            hit = ~above & prev_above & prev_defined
+        crossed = (above & ~prev_above) if cond.op == "crosses_above" else (~above & prev_above)
+        hit = crossed & prev_defined
     return (hit & defined).astype(bool)
