@@ -1,0 +1,61 @@
+"""The `stratlab` command as a user runs it: a real process, JSON out, clear errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import STRATEGIES, tree
+
+STRATLAB = [sys.executable, "-m", "stratlab"]
+
+
+def stratlab(*args: str, home) -> subprocess.CompletedProcess:
+    env = {**os.environ, "STRATLAB_STRATEGIES_DIR": str(home), "COLUMNS": "200"}
+    return subprocess.run([*STRATLAB, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_cycle_json_reports_a_gate_failure_with_exit_code_2(tmp_path):
+    home = tmp_path / "strategies"
+    home.mkdir()
+    done = stratlab("cycle", "--strategy", str(STRATEGIES / "ema_cross_atr.yaml"), "--json", home=home)
+
+    assert done.returncode == 2, done.stderr[-2000:]
+    result = json.loads(done.stdout)  # stdout is exactly one JSON object
+    assert result["status"] == "failed" and result["failed_phase"] == "backtesting"
+    assert result["reason"].startswith("Backtest gate failed: ")
+    assert result["strategy_id"] == "ema_cross_atr"
+    assert set(result["metrics"]["backtest"]) == {"in_sample", "out_of_sample"}
+    assert result["artifacts"]["backtest"].endswith("ema_cross_atr/backtest.json")
+    assert result["duration_s"] > 0
+    assert tree(home) == ["ema_cross_atr", "ema_cross_atr.yaml", "ema_cross_atr/backtest.json", "ema_cross_atr/cycle.json"]
+
+    listed = json.loads(stratlab("strategies", "list", "--json", home=home).stdout)
+    assert [(r["strategy_id"], r["status"]) for r in listed] == [("ema_cross_atr", "failed")]
+    shown = json.loads(stratlab("strategies", "show", "ema_cross_atr", "--json", home=home).stdout)
+    assert shown["files"] == ["backtest.json", "cycle.json"] and shown["cycle"]["run_id"] == result["run_id"]
+
+
+def test_bad_input_gets_a_clear_error_and_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("strategy_id: ../escape\nthesis: short\n")
+    done = stratlab("cycle", "--strategy", str(bad), "--json", home=tmp_path)
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["failed_phase"] == "designing"
+    assert "strategy_id" in result["reason"] and "thesis" in result["reason"]
+    assert tree(tmp_path) == ["bad.yaml"]
+
+    shown = stratlab("strategies", "show", "../../etc/passwd", home=tmp_path)
+    assert shown.returncode == 1 and "not a safe name" in shown.stderr and "Traceback" not in shown.stderr
+    missing = stratlab("cycle", "--strategy", str(tmp_path / "nope.yaml"), home=tmp_path)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_data_list_shows_shipped_markets(tmp_path):
+    done = stratlab("data", "list", "--json", home=tmp_path)
+    rows = {(d["symbol"], d["timeframe"]): d for d in json.loads(done.stdout)}
+    assert {("EURUSD", "1h"), ("SPX", "1d"), ("AAPL", "1d")} <= set(rows)
+    assert rows[("EURUSD", "1h")]["license"] == "MIT" and rows[("EURUSD", "1h")]["rows"] > 6000
