@@ -33,6 +33,8 @@ from tasks.splits import split_bounds
 from tasks.storage import Stage, load_history, strategies_dir
 from tasks.train import train
 
+DEFAULT_MARKET = ("SPX", "1d")  # the S&P 500: the best-known benchmark and 20 years of history
+
 
 class CycleParams(BaseModel):
     """What a cycle runs on. Leave strategy_file empty to let the designer create a strategy."""
@@ -177,13 +179,12 @@ def _pick_market(params: CycleParams) -> tuple[str, str]:
         matching = [d for d in datasets if d.symbol.upper() == params.symbol.upper()]
         timeframe = params.timeframe or (matching[0].timeframe if matching else "1d")
         return params.symbol.upper(), timeframe
-    # The shipped default: the densest market, hourly EURUSD, unless only other data is present.
-    choices = sorted(datasets, key=lambda d: (-d.rows, d.symbol))
-    if params.timeframe:
-        choices = [d for d in choices if d.timeframe == params.timeframe] or choices
+    choices = [d for d in datasets if not params.timeframe or d.timeframe == params.timeframe]
     if not choices:
-        raise ValueError("no market data found; see `stratlab data list`")
-    return choices[0].symbol, params.timeframe or choices[0].timeframe
+        raise ValueError(f"no market data for timeframe {params.timeframe!r}; see `stratlab data list`")
+    default = next((d for d in choices if (d.symbol, d.timeframe) == DEFAULT_MARKET), None)
+    pick = default or max(choices, key=lambda d: (d.end - d.start, d.symbol))  # else the longest history
+    return pick.symbol, pick.timeframe
 
 
 def _conclude(

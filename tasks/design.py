@@ -1,9 +1,9 @@
 """The built-in offline designer: searches the contract space of the catalog and learns from past cycles.
 
-It picks a strategy family in proportion to how well that family did before (untried families get a
-fair chance), then either refines the best past strategy inside its ``optimization_space`` or draws a
-fresh one. It reads in-sample results only: the held-out data never chooses a candidate. The same seed
-and the same history give the same design.
+An empty lab starts with a neuro-fuzzy design. After that it picks a strategy family in proportion to
+how well that family did before (untried families get a fair chance), then either refines the best
+past strategy inside its ``optimization_space`` or draws a fresh one. It reads in-sample results only:
+the held-out data never chooses a candidate. The same seed and the same history give the same design.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tasks.storage import PastCycle
 FAMILIES = ("trend_cross", "mean_reversion", "neuro_fuzzy")
 UNTRIED_SCORE = 0.5  # what an untried family is assumed to score, so exploration never stops
 FAILED_SCORE = -1.0
+FIRST_FAMILY = "neuro_fuzzy"  # an empty lab starts with the product's core: indicators -> fuzzy -> MLP
 
 
 def family_of(strategy: Strategy) -> str:
@@ -53,8 +54,11 @@ def design_offline(
     scores: dict[str, list[float]] = {f: [] for f in FAMILIES}
     for past, strategy in history:
         scores[family_of(strategy)].append(score(past))
-    weights = [math.exp(max(s, default=UNTRIED_SCORE) if s else UNTRIED_SCORE) for s in scores.values()]
-    family = rng.choices(FAMILIES, weights=weights)[0]
+    if not history:
+        family = FIRST_FAMILY
+    else:
+        weights = [math.exp(max(s) if s else UNTRIED_SCORE) for s in scores.values()]
+        family = rng.choices(FAMILIES, weights=weights)[0]
 
     same_market = [
         (p, s)

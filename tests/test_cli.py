@@ -30,7 +30,12 @@ def test_cycle_json_reports_a_gate_failure_with_exit_code_2(tmp_path):
     assert set(result["metrics"]["backtest"]) == {"in_sample", "out_of_sample"}
     assert result["artifacts"]["backtest"].endswith("ema_cross_atr/backtest.json")
     assert result["duration_s"] > 0
-    assert tree(home) == ["ema_cross_atr", "ema_cross_atr.yaml", "ema_cross_atr/backtest.json", "ema_cross_atr/cycle.json"]
+    assert tree(home) == [
+        "ema_cross_atr",
+        "ema_cross_atr.yaml",
+        "ema_cross_atr/backtest.json",
+        "ema_cross_atr/cycle.json",
+    ]
 
     listed = json.loads(stratlab("strategies", "list", "--json", home=home).stdout)
     assert [(r["strategy_id"], r["status"]) for r in listed] == [("ema_cross_atr", "failed")]

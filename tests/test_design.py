@@ -16,13 +16,29 @@ def test_designs_are_valid_and_reproducible():
     assert first.symbol == "EURUSD" and first.strategy_id.split("_")[-2] == "eurusd"
 
 
-def test_seeds_explore_every_family():
-    families = Counter(family_of(design_offline(seed, [], "SPX", "1d", 0.006)) for seed in range(30))
+def test_an_empty_lab_starts_neuro_fuzzy_then_explores_every_family():
+    first = design_offline(0, [], "SPX", "1d", 0.006)
+    assert family_of(first) == "neuro_fuzzy"
+    history = [
+        (
+            PastCycle(
+                strategy_id=first.strategy_id, family="neuro_fuzzy", status="completed", in_sample_sharpe=0.3
+            ),
+            first,
+        )
+    ]
+    families = Counter(family_of(design_offline(seed, history, "SPX", "1d", 0.006)) for seed in range(30))
     assert set(families) == {"trend_cross", "mean_reversion", "neuro_fuzzy"}
 
 
 def test_history_steers_the_search():
-    fresh = [design_offline(seed, [], "SPX", "1d", 0.006) for seed in range(40)]
+    seen = [
+        (
+            PastCycle(strategy_id="x_seen", family="neuro_fuzzy", status="failed"),
+            design_offline(0, [], "SPX", "1d", 0.006),
+        )
+    ]
+    fresh = [design_offline(seed, seen, "SPX", "1d", 0.006) for seed in range(40)]
     good = next(s for s in fresh if family_of(s) == "trend_cross")
     bad = [s for s in fresh if family_of(s) != "trend_cross"][:4]
     history = [
