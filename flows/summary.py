@@ -10,12 +10,34 @@ if TYPE_CHECKING:
     from flows.research_cycle import CycleResult
 
 
-def _fmt(value) -> str:
+HEADLINE_METRICS = (
+    "total_return",
+    "benchmark_return",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "win_rate",
+    "trades",
+    "profit_factor",
+    "exposure",
+)
+
+
+def fmt(value) -> str:
+    """A metric as a person reads it: 4 decimals, 'n/a' when undefined."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+def backtest_rows(backtest: dict) -> list[tuple[str, str, str]]:
+    """(metric, in-sample, held-out) for the headline metrics of a cycle's backtest."""
+    return [
+        (k, fmt(backtest["in_sample"].get(k)), fmt(backtest["out_of_sample"].get(k)))
+        for k in HEADLINE_METRICS
+    ]
 
 
 def summary_markdown(result: CycleResult, strategy: Strategy) -> str:
@@ -39,25 +61,12 @@ def summary_markdown(result: CycleResult, strategy: Strategy) -> str:
             "epochs_run",
             "test_accuracy",
         ):
-            lines.append(f"| {key} | {_fmt(training.get(key))} |")
+            lines.append(f"| {key} | {fmt(training.get(key))} |")
         lines.append("")
     backtest = result.metrics.get("backtest")
     if backtest:
         lines += ["## Backtest", "", "| metric | in-sample | held-out |", "|---|---|---|"]
-        for key in (
-            "total_return",
-            "benchmark_return",
-            "sharpe",
-            "sortino",
-            "max_drawdown",
-            "win_rate",
-            "trades",
-            "profit_factor",
-            "exposure",
-        ):
-            lines.append(
-                f"| {key} | {_fmt(backtest['in_sample'].get(key))} | {_fmt(backtest['out_of_sample'].get(key))} |"
-            )
+        lines += [f"| {key} | {ins} | {oos} |" for key, ins, oos in backtest_rows(backtest)]
         lines.append("")
     lines += ["## Files", ""] + [f"- {name}: `{path}`" for name, path in result.artifacts.items()]
     lines += ["", f"Phase seconds: {result.phase_seconds}; total {result.duration_s:.1f} s."]

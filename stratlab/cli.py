@@ -101,6 +101,8 @@ def _show_progress() -> None:
 
 
 def _print_result(result) -> None:
+    from flows.summary import backtest_rows
+
     colour = "green" if result.status == "completed" else "red"
     console.print()
     console.print(
@@ -120,28 +122,12 @@ def _print_result(result) -> None:
     backtest = result.metrics.get("backtest")
     if backtest:
         table = Table("metric", "in-sample", "held-out")
-        for key in (
-            "total_return",
-            "benchmark_return",
-            "sharpe",
-            "sortino",
-            "max_drawdown",
-            "win_rate",
-            "trades",
-            "profit_factor",
-            "exposure",
-        ):
-            table.add_row(key, _cell(backtest["in_sample"][key]), _cell(backtest["out_of_sample"][key]))
+        for row in backtest_rows(backtest):
+            table.add_row(*row)
         console.print(table)
     for name, path in result.artifacts.items():
         console.print(f"  {name:<11} {path}")
     console.print(f"run {result.run_id} in {result.duration_s:.1f} s")
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 @data_app.command("list")
