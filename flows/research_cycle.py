@@ -7,6 +7,7 @@ step ends the run Failed with the step and the reason, and leaves nothing in ``s
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,16 +24,22 @@ from flows.summary import summary_markdown
 from strategy_contract import Strategy, load_strategy
 from strategy_contract.models import DataSplit
 from tasks.assess import assess
+from tasks.assess_llm import assess_claude
 from tasks.backtest import backtest
+from tasks.budget import BudgetExhausted, BudgetLedger
 from tasks.data import Market, list_datasets, load_market_data, median_abs_return
 from tasks.design import design, family_of
+from tasks.design_llm import DesignTools, design_claude
 from tasks.features import features
 from tasks.gates import check_backtest_gate, check_training_gate
+from tasks.llm import ClaudeSession, LLMFailure
+from tasks.pricing import DEFAULT_MODEL
 from tasks.provenance import provenance
 from tasks.splits import split_bounds
 from tasks.storage import Stage, load_history, strategies_dir
 from tasks.train import train
 
+Who = Literal["auto", "local", "claude"]
 DEFAULT_MARKET = ("SPX", "1d")  # the S&P 500: the best-known benchmark and 20 years of history
 
 
@@ -42,7 +49,13 @@ class CycleParams(BaseModel):
     strategy_file: str | None = Field(
         None, description="Contract to run (YAML path) instead of designing one."
     )
-    designer: Literal["local"] = Field("local", description="Who designs: the built-in offline designer.")
+    designer: Who = Field(
+        "auto", description="Who designs: claude, local (offline), or auto (claude with a key)."
+    )
+    assessor: Who = Field(
+        "auto", description="Who assesses: claude, local (offline), or auto (claude with a key)."
+    )
+    model: str = Field(DEFAULT_MODEL, description="Claude model for designing and assessing.")
     symbol: str | None = Field(
         None, description="Market, e.g. EURUSD; empty: the contract's or a designer's pick."
     )
@@ -62,6 +75,7 @@ class CycleResult(BaseModel):
     metrics: dict = Field(default_factory=dict)
     artifacts: dict[str, str] = Field(default_factory=dict)
     phase_seconds: dict[str, float] = Field(default_factory=dict)
+    llm: dict = Field(default_factory=dict, description="Tokens and dollars per call and per phase.")
     duration_s: float = 0.0
     started_at: str = ""
 
@@ -79,12 +93,17 @@ def research_cycle(params: CycleParams | None = None) -> State:
     result = CycleResult(
         run_id=run_id, status="failed", started_at=datetime.now(UTC).isoformat(timespec="seconds")
     )
+    designer = "file" if params.strategy_file else resolve_who(params.designer)
+    assessor = resolve_who(params.assessor)
     progress = PhaseReporter()
     stage = Stage(run_id=run_id)
     strategy: Strategy | None = None
+    session: ClaudeSession | None = None
     try:
-        progress.enter("designing", "offline designer" if not params.strategy_file else params.strategy_file)
-        strategy, market = _design(params)
+        if "claude" in (designer, assessor):
+            session = ClaudeSession(params.model, BudgetLedger(), cycle_id=run_id)
+        progress.enter("designing", params.strategy_file or f"{designer} designer")
+        strategy, market = _design(params, designer, session, stage)
         result.strategy_id = strategy.strategy_id
         progress.note(
             f"{strategy.strategy_id} on {market.symbol} {market.timeframe} ({len(market.bars)} bars)"
@@ -128,22 +147,36 @@ def research_cycle(params: CycleParams | None = None) -> State:
         if not gate.passed:
             raise GateFailed(gate.reason)
 
-        progress.enter("assessing", "offline assessor")
-        assessment = assess(strategy, report, outcome.metrics if strategy.has_model else None)
+        progress.enter("assessing", f"{assessor} assessor")
+        training = outcome.metrics if strategy.has_model else None
+        if assessor == "claude":
+            assessment = assess_claude(session, strategy, report, training)
+        else:
+            assessment = assess(strategy, report, training)
         result.verdict = assessment.verdict
-        stage.write_json("assessment.json", {**assessment.model_dump(mode="json"), "provenance": record})
+        llm_calls = [c.model_dump() for c in session.calls if c.purpose == "assess"] if session else []
+        stage.write_json(
+            "assessment.json",
+            {**assessment.model_dump(mode="json"), "llm_calls": llm_calls, "provenance": record},
+        )
         progress.note(assessment.summary)
 
         progress.enter("saving")
         result.status = "completed"
+        result.llm = _llm_summary(session)
         return _conclude(result, strategy, stage, progress, started, record, learnings=assessment.learnings)
     except GateFailed as gate_failure:
         result.failed_phase, result.reason = progress.phase, str(gate_failure)
+        result.llm = _llm_summary(session)
         return _conclude(result, strategy, stage, progress, started, record, learnings=[])
     except Exception as exc:
         stage.discard()
         result.failed_phase = progress.phase
-        result.reason = f"{(progress.phase or 'cycle').capitalize()} failed: {type(exc).__name__}: {exc}"
+        result.llm = _llm_summary(session)
+        if isinstance(exc, (LLMFailure, BudgetExhausted)):
+            result.reason = str(exc)  # already says what and why, e.g. "budget_exhausted: ..."
+        else:
+            result.reason = f"{(progress.phase or 'cycle').capitalize()} failed: {type(exc).__name__}: {exc}"
         result.phase_seconds = progress.seconds()
         result.duration_s = round(time.monotonic() - started, 3)
         progress.finish()
@@ -152,8 +185,17 @@ def research_cycle(params: CycleParams | None = None) -> State:
         stage.discard()  # cancellation (a BaseException) lands here too: no staged file survives
 
 
-def _design(params: CycleParams) -> tuple[Strategy, Market]:
-    """Load the given contract, or pick a market and let the designer create one."""
+def resolve_who(who: str) -> str:
+    """'auto' means Claude when an API key is set, else the offline path."""
+    if who == "auto":
+        return "claude" if os.environ.get("ANTHROPIC_API_KEY") else "local"
+    return who
+
+
+def _design(
+    params: CycleParams, designer: str, session: ClaudeSession | None, stage: Stage
+) -> tuple[Strategy, Market]:
+    """Load the given contract, or pick a market and let a designer create one."""
     if params.strategy_file:
         strategy = load_strategy(params.strategy_file)
         if params.symbol or params.timeframe:
@@ -165,12 +207,38 @@ def _design(params: CycleParams) -> tuple[Strategy, Market]:
             )
             strategy = Strategy.model_validate(strategy.model_dump())
         return strategy, load_market_data(strategy.symbol, strategy.timeframe)
+    if designer == "claude":
+        taken = {p.stem for p in strategies_dir().glob("*.yaml")}
+        tools = DesignTools(list_datasets(), load_history(), taken, params.symbol, params.timeframe)
+        outcome = design_claude(session, tools)
+        stage.write_json(
+            "design.json",
+            {
+                "designer": "claude",
+                "model": session.model,
+                **outcome.model_dump(mode="json", exclude={"strategy"}),
+                "totals": session.totals("design"),
+            },
+        )
+        return outcome.strategy, load_market_data(outcome.strategy.symbol, outcome.strategy.timeframe)
     symbol, timeframe = _pick_market(params)
     market = load_market_data(symbol, timeframe)
     in_sample_end = split_bounds(len(market.bars), DataSplit()).in_sample[1]
     volatility = median_abs_return(market.bars, in_sample_end)
     strategy = design(params.seed, load_history(), symbol, timeframe, volatility)
     return strategy, market
+
+
+def _llm_summary(session: ClaudeSession | None) -> dict:
+    if session is None or not session.calls:
+        return {}
+    return {
+        "model": session.model,
+        "design": session.totals("design"),
+        "assess": session.totals("assess"),
+        "cycle": session.totals(),
+        "calls": [c.model_dump() for c in session.calls],
+    }
 
 
 def _pick_market(params: CycleParams) -> tuple[str, str]:
@@ -216,6 +284,7 @@ def _conclude(
         "in_sample_return": backtest_is.get("total_return"),
         "verdict": result.verdict,
         "learnings": learnings,
+        "started_at": result.started_at,
     }
     stage.write_json(
         "cycle.json", {**result.model_dump(mode="json"), "history": history, "provenance": record}

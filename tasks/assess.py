@@ -36,6 +36,21 @@ def _degradation(is_sharpe: float | None, oos_sharpe: float | None) -> float | N
     return (is_sharpe - oos_sharpe) / is_sharpe
 
 
+def headline_metrics(backtest: BacktestReport) -> dict[str, float | int | None]:
+    """The numbers an assessment is about, recorded with it whoever wrote it."""
+    oos, ins = backtest.out_of_sample, backtest.in_sample
+    return {
+        "oos_sharpe": oos.sharpe,
+        "oos_total_return": oos.total_return,
+        "oos_max_drawdown": oos.max_drawdown,
+        "oos_win_rate": oos.win_rate,
+        "oos_trades": oos.trades,
+        "oos_profit_factor": oos.profit_factor,
+        "is_sharpe": ins.sharpe,
+        "oos_degradation": _degradation(ins.sharpe, oos.sharpe),
+    }
+
+
 def assess_offline(
     strategy: Strategy, backtest: BacktestReport, training: TrainingMetrics | None
 ) -> Assessment:
@@ -111,16 +126,7 @@ def assess_offline(
         weaknesses=weaknesses,
         suggestions=suggestions,
         learnings=learnings,
-        metrics={
-            "oos_sharpe": oos.sharpe,
-            "oos_total_return": oos.total_return,
-            "oos_max_drawdown": oos.max_drawdown,
-            "oos_win_rate": oos.win_rate,
-            "oos_trades": oos.trades,
-            "oos_profit_factor": oos.profit_factor,
-            "is_sharpe": ins.sharpe,
-            "oos_degradation": degradation,
-        },
+        metrics=headline_metrics(backtest),
     )
 
 

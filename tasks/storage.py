@@ -93,6 +93,7 @@ class PastCycle(BaseModel):
     in_sample_return: float | None = None
     verdict: str | None = None
     learnings: list[str] = []
+    started_at: str = ""
 
 
 def load_history(directory: Path | None = None) -> list[tuple[PastCycle, Strategy]]:

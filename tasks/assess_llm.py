@@ -1,0 +1,70 @@
+"""Claude assesses a finished backtest through one forced tool call, validated like any other input."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, Field, ValidationError
+
+from strategy_contract import Strategy
+from tasks.assess import Assessment, Verdict, headline_metrics
+from tasks.backtest import BacktestReport
+from tasks.llm import ClaudeSession, LLMFailure
+from tasks.prompts import ASSESS_MAX_TOKENS, assess_request
+from tasks.train import TrainingMetrics
+
+
+class SubmittedAssessment(BaseModel):
+    """What the model must send to submit_assessment."""
+
+    verdict: Verdict
+    summary: str = Field(max_length=600)
+    strengths: list[str] = Field(max_length=8)
+    weaknesses: list[str] = Field(max_length=8)
+    suggestions: list[str] = Field(max_length=8)
+    learnings: list[str] = Field(min_length=1, max_length=3)
+
+
+def assessment_brief(strategy: Strategy, backtest: BacktestReport, training: TrainingMetrics | None) -> str:
+    """The facts the assessor judges, as compact JSON (no trade list, no loss curve)."""
+    facts = {
+        "contract": strategy.model_dump(mode="json", exclude={"optimization_space", "gates"}),
+        "training": training.model_dump(exclude={"loss_curve"}) if training else None,
+        "backtest": {
+            "in_sample": backtest.in_sample.model_dump(),
+            "held_out": backtest.out_of_sample.model_dump(),
+        },
+    }
+    return "Assess this research cycle.\n" + json.dumps(facts, separators=(",", ":"), default=str)
+
+
+def assess_with_claude(
+    session: ClaudeSession, strategy: Strategy, backtest: BacktestReport, training: TrainingMetrics | None
+) -> Assessment:
+    response = session.create("assess", **assess_request(assessment_brief(strategy, backtest, training)))
+    if response.stop_reason == "refusal":
+        raise LLMFailure("assess: Claude declined to assess (stop_reason: refusal)")
+    if response.stop_reason == "max_tokens":
+        raise LLMFailure(f"assess: the answer reached max_tokens ({ASSESS_MAX_TOKENS})")
+    use = next((b for b in response.content if b.type == "tool_use" and b.name == "submit_assessment"), None)
+    if use is None:
+        raise LLMFailure("assess: Claude did not call submit_assessment")
+    try:
+        submitted = SubmittedAssessment.model_validate(use.input)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        raise LLMFailure(f"assess: malformed submit_assessment input: {where}: {first['msg']}") from None
+    return Assessment(
+        strategy_id=strategy.strategy_id,
+        assessor=f"claude ({session.model})",
+        metrics=headline_metrics(backtest),
+        **submitted.model_dump(),
+    )
+
+
+# --- Prefect edge -------------------------------------------------------------------------------
+from prefect import task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+assess_claude = task(assess_with_claude, name="assess-claude", cache_policy=NO_CACHE)

@@ -1,0 +1,205 @@
+"""Claude designs a strategy through tools (seed 000): list indicators, list symbols, recent strategies,
+validate contract, save contract.
+
+The model's output is data: tool inputs are validated by the contract's pydantic models and checked
+against the data we have; nothing it writes is executed. An invalid contract goes back as an error
+tool result naming the field, and the model may repair it a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from strategy_contract import ContractError, Strategy, describe_catalog, parse_strategy
+from tasks.data import DatasetInfo
+from tasks.llm import CallRecord, ClaudeSession, LLMFailure, as_plain
+from tasks.prompts import DESIGN_MAX_TOKENS, design_brief, design_request
+from tasks.storage import PastCycle
+
+MAX_REQUESTS = 8  # model turns before we give up
+MAX_INVALID = 3  # rejected contracts before we give up
+HISTORY_TEXT_LIMIT = 300  # characters per learning shown to the designer
+
+
+class ToolCall(BaseModel):
+    name: str
+    ok: bool
+    error: str | None = None
+
+
+class ClaudeDesign(BaseModel):
+    strategy: Strategy
+    calls: list[CallRecord]
+    tool_calls: list[ToolCall]
+    rejected_contracts: int
+
+
+class DesignTools:
+    """The designer's tools, over the data, history and names this cycle can see."""
+
+    def __init__(
+        self,
+        datasets: list[DatasetInfo],
+        history: list[tuple[PastCycle, Strategy]],
+        taken: set[str],
+        symbol: str | None,
+        timeframe: str | None,
+    ):
+        self.datasets = datasets
+        self.history = history
+        self.taken = taken
+        self.symbol, self.timeframe = symbol, timeframe
+        self.log: list[ToolCall] = []
+        self.rejected = 0
+        self.last_error = ""
+
+    def run(self, name: str, tool_input: Any) -> tuple[str, bool, Strategy | None]:
+        """Execute one tool call: (result text, is_error, the saved strategy if this call saved one)."""
+        handler = {
+            "list_indicators": self._list_indicators,
+            "list_symbols": self._list_symbols,
+            "recent_strategies": self._recent,
+            "validate_contract": self._validate,
+            "save_contract": self._save,
+        }.get(name)
+        if handler is None:
+            text, ok, saved = f"unknown tool '{name}'", False, None
+        elif not isinstance(tool_input, dict):
+            text, ok, saved = f"{name}: input must be a JSON object", False, None
+        else:
+            try:
+                text, saved = handler(tool_input)
+                ok = True
+            except ContractError as exc:
+                text, ok, saved = "\n".join(f"{p}: {r}" if p else r for p, r in exc.problems), False, None
+        if not ok and name in ("validate_contract", "save_contract"):
+            self.rejected += 1
+            self.last_error = text
+        self.log.append(ToolCall(name=name, ok=ok, error=None if ok else text[:500]))
+        return text, not ok, saved
+
+    def _list_indicators(self, _: dict) -> tuple[str, None]:
+        return _compact(describe_catalog()), None
+
+    def _list_symbols(self, _: dict) -> tuple[str, None]:
+        rows = [
+            {
+                "symbol": d.symbol,
+                "timeframe": d.timeframe,
+                "bars": d.rows,
+                "start": f"{d.start:%Y-%m-%d}",
+                "end": f"{d.end:%Y-%m-%d}",
+            }
+            for d in self.datasets
+        ]
+        return _compact(rows), None
+
+    def _recent(self, args: dict) -> tuple[str, None]:
+        limit = min(max(int(args.get("limit", 5) or 5), 1), 10)
+        newest = sorted(self.history, key=lambda ps: ps[0].started_at, reverse=True)[:limit]
+        rows = [
+            {
+                "strategy_id": p.strategy_id,
+                "family": p.family,
+                "market": f"{s.symbol} {s.timeframe}",
+                "indicators": sorted({i.type for i in s.indicators}),
+                "model": s.model.kind,
+                "status": p.status,
+                "reason": p.reason,
+                "in_sample_sharpe": p.in_sample_sharpe,
+                "in_sample_return": p.in_sample_return,
+                "verdict": p.verdict,
+                "learnings": [t[:HISTORY_TEXT_LIMIT] for t in p.learnings[:3]],
+            }
+            for p, s in newest
+        ]
+        return _compact(rows) if rows else "no strategies have been tried yet", None
+
+    def _check(self, contract: dict) -> Strategy:
+        strategy = parse_strategy(contract, "contract")
+        available = {(d.symbol, d.timeframe) for d in self.datasets}
+        problems = []
+        if (strategy.symbol, strategy.timeframe) not in available:
+            choices = ", ".join(f"{s} {t}" for s, t in sorted(available))
+            problems.append(
+                ("markets[0]", f"no data for {strategy.symbol} {strategy.timeframe}; available: {choices}")
+            )
+        if self.symbol and strategy.symbol != self.symbol:
+            problems.append(("markets[0]", f"this cycle is for {self.symbol}, not {strategy.symbol}"))
+        if self.timeframe and strategy.timeframe != self.timeframe:
+            problems.append(
+                ("timeframes[0]", f"this cycle is for {self.timeframe}, not {strategy.timeframe}")
+            )
+        if problems:
+            raise ContractError("contract", problems)
+        return strategy
+
+    def _validate(self, contract: dict) -> tuple[str, None]:
+        strategy = self._check(contract)
+        return (
+            f"valid: {strategy.strategy_id} ({len(strategy.indicators)} indicators, model {strategy.model.kind})",
+            None,
+        )
+
+    def _save(self, contract: dict) -> tuple[str, Strategy]:
+        strategy = self._check(contract)
+        if strategy.strategy_id in self.taken:
+            raise ContractError(
+                "contract", [("strategy_id", f"'{strategy.strategy_id}' already exists; choose a new name")]
+            )
+        return f"saved {strategy.strategy_id}", strategy
+
+
+def _compact(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), default=str)
+
+
+def design_with_claude(session: ClaudeSession, tools: DesignTools) -> ClaudeDesign:
+    """Run the tool loop until the model saves a valid contract, or fail with the reason."""
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": design_brief(tools.symbol, tools.timeframe)}
+    ]
+    for _ in range(MAX_REQUESTS):
+        response = session.create("design", **design_request(messages))
+        if response.stop_reason == "refusal":
+            raise LLMFailure("design: Claude declined to design a strategy (stop_reason: refusal)")
+        if response.stop_reason == "max_tokens":
+            raise LLMFailure(
+                f"design: the answer reached max_tokens ({DESIGN_MAX_TOKENS}) before a contract was saved"
+            )
+        uses = [b for b in response.content if b.type == "tool_use"]
+        if not uses:
+            raise LLMFailure(
+                f"design: Claude ended its turn without saving a contract (stop_reason: {response.stop_reason})"
+            )
+        messages.append({"role": "assistant", "content": as_plain(response.content)})
+        results, saved = [], None
+        for use in uses:
+            text, is_error, strategy = tools.run(use.name, use.input)
+            results.append(
+                {"type": "tool_result", "tool_use_id": use.id, "content": text, "is_error": is_error}
+            )
+            saved = saved or strategy
+        if saved is not None:
+            return ClaudeDesign(
+                strategy=saved,
+                calls=list(session.calls),
+                tool_calls=tools.log,
+                rejected_contracts=tools.rejected,
+            )
+        if tools.rejected >= MAX_INVALID:
+            raise LLMFailure(
+                f"design: no valid contract after {tools.rejected} attempts; last error: {tools.last_error}"
+            )
+        messages.append({"role": "user", "content": results})
+    raise LLMFailure(f"design: no contract saved after {MAX_REQUESTS} requests")
+
+
+# --- Prefect edge -------------------------------------------------------------------------------
+from prefect import task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+design_claude = task(design_with_claude, name="design-claude", cache_policy=NO_CACHE)

@@ -1,0 +1,140 @@
+"""Prompts and tool definitions for Claude, kept short and stable so they can be cached.
+
+The cache prefix is tools, then system. One ``cache_control`` breakpoint at the end of the system
+prompt caches both, so every request after the first in five minutes reads them at a tenth of the
+price. Nothing that changes from cycle to cycle belongs in here; it goes into the user message or
+tool results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strategy_contract.schema import contract_schema
+
+DESIGN_MAX_TOKENS = 6000
+ASSESS_MAX_TOKENS = 3000
+
+DESIGN_SYSTEM = """You design trading strategies for Strategy Lab, an autonomous research system.
+A strategy is a declarative contract (never code): indicators from the catalog, optional fuzzy sets over
+indicator outputs, an optional MLP that reads the fuzzy memberships, entry rules (all must hold), exit
+rules (any one exits), a risk model with stops and costs, and an optimisation space.
+Work like a careful quant researcher:
+1. Call list_symbols and list_indicators, and recent_strategies to learn from earlier cycles.
+2. Design one new strategy with a clear, testable thesis. Do not repeat a design that already failed.
+3. Call validate_contract, fix every error it names, then save_contract. Saving ends your turn.
+Rules refer to: price fields (close), indicator outputs (ema_fast, macd_1.signal), fuzzy degrees
+(fuzzy.rsi_14.oversold) and, with a model, model.prob_up / prob_flat / prob_down / signal.
+Signals act at the next bar's open; the latest 20% of bars is held out for the backtest. The
+strategy_id must be a new lower-case slug (letters, digits, underscores)."""
+
+ASSESS_SYSTEM = """You assess the result of one research cycle in Strategy Lab.
+You get the strategy contract, its training metrics (if it has a model) and its backtest metrics,
+in-sample and on held-out data. Judge it like a sceptical risk manager: compare with buy-and-hold
+and with the majority-class baseline, look for overfitting (in-sample much better than held-out),
+too few trades and costs eating the edge. Then call submit_assessment once:
+- verdict: promote_candidate (robust edge on held-out data), iterate (promising, needs work) or reject;
+- strengths, weaknesses, suggestions: short, concrete, each grounded in a number you were given;
+- learnings: one to three lessons a later designer should know, phrased to stand alone."""
+
+
+def _cached_system(text: str) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
+
+
+def _strip(schema: Any) -> Any:
+    """Pydantic's schema without the keywords the tool input schema does not need."""
+    if isinstance(schema, dict):
+        return {k: _strip(v) for k, v in schema.items() if k not in ("discriminator", "$id")}
+    if isinstance(schema, list):
+        return [_strip(v) for v in schema]
+    return schema
+
+
+def contract_input_schema() -> dict[str, Any]:
+    schema = _strip(contract_schema())
+    schema.pop("title", None)
+    return schema
+
+
+def design_tools() -> list[dict[str, Any]]:
+    contract = contract_input_schema()
+    return [
+        {
+            "name": "list_indicators",
+            "description": "The indicator catalog: types, parameters with bounds, outputs.",
+            "input_schema": {"type": "object", "properties": {}},
+        },
+        {
+            "name": "list_symbols",
+            "description": "Markets with data: symbol, timeframe, bars and date range.",
+            "input_schema": {"type": "object", "properties": {}},
+        },
+        {
+            "name": "recent_strategies",
+            "description": "The latest strategies tried, newest first: outcome, in-sample metrics, verdict, learnings.",
+            "input_schema": {
+                "type": "object",
+                "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 10}},
+            },
+        },
+        {
+            "name": "validate_contract",
+            "description": "Check a contract without saving it; errors name the field.",
+            "input_schema": contract,
+        },
+        {
+            "name": "save_contract",
+            "description": "Validate and save the contract; this ends the design.",
+            "input_schema": contract,
+        },
+    ]
+
+
+def design_request(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "max_tokens": DESIGN_MAX_TOKENS,
+        "system": _cached_system(DESIGN_SYSTEM),
+        "tools": design_tools(),
+        "messages": messages,
+    }
+
+
+def design_brief(symbol: str | None, timeframe: str | None) -> str:
+    if symbol:
+        market = f"{symbol} {timeframe}" if timeframe else f"{symbol} (any timeframe it has)"
+        return f"Design one new strategy for {market}."
+    return "Design one new strategy for a market of your choice from list_symbols."
+
+
+ASSESSMENT_TOOL = {
+    "name": "submit_assessment",
+    "description": "Record your assessment of this cycle.",
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "verdict": {"type": "string", "enum": ["promote_candidate", "iterate", "reject"]},
+            "summary": {"type": "string", "maxLength": 600},
+            "strengths": {"type": "array", "items": {"type": "string", "maxLength": 300}, "maxItems": 8},
+            "weaknesses": {"type": "array", "items": {"type": "string", "maxLength": 300}, "maxItems": 8},
+            "suggestions": {"type": "array", "items": {"type": "string", "maxLength": 300}, "maxItems": 8},
+            "learnings": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 300},
+                "minItems": 1,
+                "maxItems": 3,
+            },
+        },
+        "required": ["verdict", "summary", "strengths", "weaknesses", "suggestions", "learnings"],
+    },
+}
+
+
+def assess_request(brief: str) -> dict[str, Any]:
+    return {
+        "max_tokens": ASSESS_MAX_TOKENS,
+        "system": _cached_system(ASSESS_SYSTEM),
+        "tools": [ASSESSMENT_TOOL],
+        "tool_choice": {"type": "tool", "name": "submit_assessment"},
+        "messages": [{"role": "user", "content": brief}],
+    }
