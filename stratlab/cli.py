@@ -51,7 +51,13 @@ def _fail(message: str) -> typer.Exit:
 @app.command()
 def cycle(
     strategy: Annotated[Path | None, typer.Option(help="Contract to run instead of designing one.")] = None,
-    designer: Annotated[str, typer.Option(help="Who designs: 'local' (offline).")] = "local",
+    designer: Annotated[
+        str, typer.Option(help="auto (Claude if ANTHROPIC_API_KEY is set), claude or local.")
+    ] = "auto",
+    assessor: Annotated[
+        str, typer.Option(help="auto (Claude if ANTHROPIC_API_KEY is set), claude or local.")
+    ] = "auto",
+    model: Annotated[str | None, typer.Option(help="Claude model (default: claude-opus-5).")] = None,
     symbol: Annotated[str | None, typer.Option(help="Market, e.g. EURUSD or SPX.")] = None,
     timeframe: Annotated[str | None, typer.Option(help="Bar size, e.g. 1h or 1d.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for design and training.")] = 42,
@@ -59,10 +65,15 @@ def cycle(
 ) -> None:
     """Run one research cycle in this process: design, train, gates, backtest, assess.
 
-    Exit status: 0 completed, 2 a gate rejected the strategy, 1 an error.
+    Exit status: 0 completed, 2 a gate rejected the strategy, 1 an error (budget_exhausted included).
     """
-    if designer != "local":
-        raise _fail(f"--designer: '{designer}' is not available; use 'local'")
+    for option, value in (("--designer", designer), ("--assessor", assessor)):
+        if value not in ("auto", "claude", "local"):
+            raise _fail(f"{option}: '{value}' is not one of auto, claude, local")
+    if "claude" in (designer, assessor) and not os.environ.get("ANTHROPIC_API_KEY"):
+        raise _fail(
+            "Claude needs ANTHROPIC_API_KEY in the environment (or use --designer local --assessor local)"
+        )
     if strategy is not None and not strategy.is_file():
         raise _fail(f"--strategy: {strategy} does not exist")
     prepare_prefect_env()
@@ -72,6 +83,8 @@ def cycle(
     params = CycleParams(
         strategy_file=str(strategy) if strategy else None,
         designer=designer,
+        assessor=assessor,
+        **({"model": model} if model else {}),
         symbol=symbol,
         timeframe=timeframe,
         seed=seed,
@@ -125,9 +138,46 @@ def _print_result(result) -> None:
         for row in backtest_rows(backtest):
             table.add_row(*row)
         console.print(table)
+    cycle_llm = result.llm.get("cycle")
+    if cycle_llm:
+        console.print(
+            f"Claude ({result.llm['model']}): {cycle_llm['calls']} calls, {cycle_llm['input_tokens']} input + "
+            f"{cycle_llm['cache_read_tokens']} cache-read + {cycle_llm['cache_write_tokens']} cache-write + "
+            f"{cycle_llm['output_tokens']} output tokens, ${cycle_llm['cost_usd']:.4f}"
+        )
     for name, path in result.artifacts.items():
         console.print(f"  {name:<11} {path}")
     console.print(f"run {result.run_id} in {result.duration_s:.1f} s")
+
+
+@app.command()
+def budget(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Today's LLM spend (UTC day), what is left, open reservations, and cost per cycle. Reads only the
+    local ledger: no LLM call, no network."""
+    from tasks.budget import BudgetLedger
+
+    try:
+        status = BudgetLedger().status()
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(status.model_dump_json() + "\n")
+        return
+    console.print(
+        f"[bold]Budget {status.day} (UTC)[/bold]: spent ${status.spent_usd:.4f} of ${status.limit_usd:.2f}, "
+        f"reserved ${status.reserved_usd:.4f}, remaining ${status.remaining_usd:.4f} ({status.calls} calls)"
+    )
+    for r in status.reservations:
+        note = " orphaned: its process is gone; counted at the worst case" if r.orphaned else ""
+        console.print(
+            f"  open reservation {r.id[:8]} {r.purpose} ${r.reserved_usd:.4f} since {r.created_at}{note}"
+        )
+    if status.per_cycle:
+        table = Table("cycle (run id)", "cost USD")
+        for cycle_id, cost in status.per_cycle.items():
+            table.add_row(cycle_id, f"{cost:.4f}")
+        console.print(table)
+    console.print(f"ledger: {status.ledger}")
 
 
 @data_app.command("list")

@@ -30,6 +30,7 @@ logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*GPU available.*")
 warnings.filterwarnings("ignore", ".*LeafSpec.*")
+warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # the staging folder holds other results
 
 
 class EpochMetrics(BaseModel):

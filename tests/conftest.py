@@ -4,6 +4,7 @@ strategies folder per test so no test writes into the repository."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,11 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+# Offline by default: no test may reach the real API or spend from the user's ledger. Tests of Claude
+# set a key and point the SDK at tests/fake_anthropic.py themselves.
+for _name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"):
+    os.environ.pop(_name, None)
+os.environ["STRATLAB_LEDGER"] = str(Path(tempfile.mkdtemp(prefix="stratlab-ledger-")) / "ledger.sqlite3")
 
 REPO = Path(__file__).resolve().parents[1]
 STRATEGIES = REPO / "strategies"
