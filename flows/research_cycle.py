@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field
 
+from flows.guard import one_cycle_at_a_time
 from flows.progress import PhaseReporter
 from flows.summary import summary_markdown
 from strategy_contract import Strategy, load_strategy
@@ -87,7 +88,11 @@ class GateFailed(Exception):
 @flow(name="research_cycle", log_prints=False)
 def research_cycle(params: CycleParams | None = None) -> State:
     """One research cycle. Returns Completed or Failed; either carries a CycleResult."""
-    params = params or CycleParams()
+    with one_cycle_at_a_time():
+        return _cycle(params or CycleParams())
+
+
+def _cycle(params: CycleParams) -> State:
     run_id = str(flow_run.get_id() or uuid.uuid4())
     started = time.monotonic()
     result = CycleResult(
@@ -104,7 +109,7 @@ def research_cycle(params: CycleParams | None = None) -> State:
             session = ClaudeSession(params.model, BudgetLedger(), cycle_id=run_id)
         progress.enter("designing", params.strategy_file or f"{designer} designer")
         strategy, market = _design(params, designer, session, stage)
-        result.strategy_id = strategy.strategy_id
+        result.strategy_id = progress.strategy_id = strategy.strategy_id
         progress.note(
             f"{strategy.strategy_id} on {market.symbol} {market.timeframe} ({len(market.bars)} bars)"
         )
