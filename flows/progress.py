@@ -35,7 +35,7 @@ class PhaseReporter:
         step = PHASES.index(phase)
         self._emit(f"[{step + 1}/{len(PHASES)}] {phase}" + (f": {detail}" if detail else ""))
         update_progress_artifact(self._artifact, progress=100.0 * step / len(PHASES))
-        self._show_in_state(" | ".join(filter(None, [phase, self.strategy_id, detail])))
+        self._show_in_state(f"{phase} | {self.strategy_id or '-'} | {detail}")
 
     @staticmethod
     def _show_in_state(message: str) -> None:

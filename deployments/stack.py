@@ -1,0 +1,206 @@
+"""`stratlab up` / `stratlab down`: a local Prefect server, the work pool, the concurrency limit, the
+deployments of prefect.yaml and a process worker, started (or found) and stopped by process id.
+
+What `up` started is written to ``$STRATLAB_HOME/stack.json`` (default ``~/.stratlab``), so `down` stops
+exactly that and nothing else, and the other commands find the server without being told.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import suppress
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from strategy_contract import atomic_write_text
+
+REPO = Path(__file__).resolve().parents[1]
+POOL = "stratlab-process"
+DEPLOYMENT = "research_cycle/research-cycle"
+
+
+class Stack(BaseModel):
+    api_url: str
+    server_pid: int | None = None  # None: the server was already running, not ours to stop
+    worker_pid: int | None = None
+    logs: str = ""
+
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
+
+
+def home() -> Path:
+    return Path(os.environ.get("STRATLAB_HOME") or Path.home() / ".stratlab")
+
+
+def state_file() -> Path:
+    return home() / "stack.json"
+
+
+def load_stack() -> Stack | None:
+    try:
+        return Stack.model_validate_json(state_file().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def api_url() -> str | None:
+    """The Prefect API to talk to: $PREFECT_API_URL, else the one `stratlab up` started."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    stack = load_stack()
+    return stack.api_url if stack else None
+
+
+def healthy(api: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api}/health", timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not alive
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return True
+
+
+def _prefect() -> str:
+    return str(Path(sys.executable).with_name("prefect"))
+
+
+def _spawn(args: list[str], log: Path, env: dict[str, str]) -> int:
+    """Start a long-running process in its own session (it outlives this command) and return its pid."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return proc.pid
+
+
+def _env(api: str) -> dict[str, str]:
+    return {**os.environ, "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def up(port: int = 4200, wait_s: float = 120.0, say=print) -> Stack:
+    """Find or start the server, set it up, deploy, and make sure a worker runs."""
+    previous = load_stack()
+    logs = home() / "logs"
+    api = os.environ.get("PREFECT_API_URL") or (
+        previous.api_url if previous else f"http://127.0.0.1:{port}/api"
+    )
+    server_pid = previous.server_pid if previous and alive(previous.server_pid) else None
+    if healthy(api):
+        say(f"server: found {api}")
+    else:
+        if not api.startswith(("http://127.0.0.1:", "http://localhost:")):
+            raise RuntimeError(f"Prefect API {api} does not answer; start it, or unset PREFECT_API_URL")
+        port = int(api.rsplit(":", 1)[1].split("/")[0])
+        server_pid = _spawn(
+            [_prefect(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            logs / "server.log",
+            _env(api),
+        )
+        say(f"server: starting on 127.0.0.1:{port} (pid {server_pid}, log {logs / 'server.log'})")
+        deadline = time.monotonic() + wait_s
+        while not healthy(api):
+            if time.monotonic() > deadline or not alive(server_pid):
+                raise RuntimeError(f"the Prefect server did not start; see {logs / 'server.log'}")
+            time.sleep(1)
+    stack = Stack(api_url=api, server_pid=server_pid, logs=str(logs))
+    atomic_write_text(state_file(), stack.model_dump_json(indent=2))
+
+    configure(api, say)
+    worker_pid = previous.worker_pid if previous and previous.api_url == api else None
+    if alive(worker_pid):
+        say(f"worker: running (pid {worker_pid})")
+    else:
+        worker_pid = _spawn(
+            [_prefect(), "worker", "start", "--pool", POOL, "--type", "process"],
+            logs / "worker.log",
+            _env(api),
+        )
+        say(f"worker: started on pool {POOL} (pid {worker_pid}, log {logs / 'worker.log'})")
+    stack.worker_pid = worker_pid
+    atomic_write_text(state_file(), stack.model_dump_json(indent=2))
+    return stack
+
+
+def configure(api: str, say=print) -> None:
+    """Idempotent set-up of a server: the work pool, the global limit, and prefect.yaml's deployments."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.guard import ensure_cycle_limit
+
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
+            client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+        ensure_cycle_limit()
+    say(f"set-up: work pool {POOL}, global concurrency limit research-cycle (1 slot)")
+    done = subprocess.run(
+        [_prefect(), "--no-prompt", "deploy", "--all"],
+        cwd=REPO,
+        env=_env(api),
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"prefect deploy failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    say(f"deployed: {DEPLOYMENT} (prefect.yaml)")
+
+
+def down(say=print) -> dict:
+    """Stop the worker and the server that `up` started (by pid); leave anything else alone."""
+    stack = load_stack()
+    stopped = {}
+    if stack is None:
+        say("nothing to stop: no stack.json")
+        return stopped
+    for name, pid in (("worker", stack.worker_pid), ("server", stack.server_pid)):
+        if alive(pid):
+            _stop(pid)
+            stopped[name] = pid
+            say(f"{name}: stopped (pid {pid})")
+    state_file().unlink(missing_ok=True)
+    return stopped
+
+
+def _stop(pid: int, grace_s: float = 20.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after the grace period."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_s
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not alive(pid):
+            return
