@@ -32,7 +32,8 @@ def ensure_cycle_limit() -> None:
 
 @contextmanager
 def one_cycle_at_a_time() -> Iterator[None]:
-    """Hold the single cycle slot; waits while another cycle holds it."""
+    """Hold the single cycle slot; waits while another cycle holds it. On cancellation the worker sends
+    SIGTERM, and the slot is released as the signal unwinds this block."""
     ensure_cycle_limit()
     with concurrency(CYCLE_LIMIT, occupy=1, strict=True):
         yield

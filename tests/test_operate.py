@@ -1,0 +1,218 @@
+"""Operating Strategy Lab through Prefect: a real `prefect server start` on a free 127.0.0.1 port and a
+real process worker, both started by `stratlab up` and stopped by `stratlab down`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+import yaml
+from conftest import STRATEGIES
+
+SLOW = {  # a contract whose training runs long enough to be cancelled in the middle
+    **yaml.safe_load((STRATEGIES / "fuzzy_momentum_mlp.yaml").read_text()),
+    "strategy_id": "slow_training_mlp",
+    "markets": ["EURUSD"],
+    "timeframes": ["1h"],
+}
+SLOW["model"] = {**SLOW["model"], "epochs": 300, "patience": 50, "hidden_layers": [128, 64], "batch_size": 32}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, home: Path):
+        self.home = home
+        self.strategies = home / "strategies"
+        self.env = {
+            **os.environ,
+            "STRATLAB_HOME": str(home),
+            "PREFECT_HOME": str(home / "prefect"),
+            "STRATLAB_STRATEGIES_DIR": str(self.strategies),
+            "COLUMNS": "200",
+            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        }
+        self.env.pop("PREFECT_API_URL", None)
+        self.api = ""
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "stratlab", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def json(self, *args: str) -> dict:
+        done = self.cli(*args, "--json")
+        assert done.stdout, done.stderr[-3000:]
+        return json.loads(done.stdout)
+
+    @contextmanager
+    def client(self):
+        """An API client of this server, whatever other Prefect settings the test session has."""
+        from prefect import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: self.api}), get_client(sync_client=True) as c:
+            yield c
+
+    def wait_final(self, run_id: str, timeout: float = 240, settled_as: str | None = None) -> object:
+        """Wait for a final state (or for that named state: after a cancel, Prefect 3.8's process worker
+        first records Crashed from the killed process, then Cancelled)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.client() as c:
+                run = c.read_flow_run(UUID(run_id))
+            if run.state and run.state.is_final() and settled_as in (None, run.state.name):
+                return run
+            time.sleep(0.5)
+        raise AssertionError(f"run {run_id} did not end {settled_as or 'final'} in {timeout} s: {run.state}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    s = Stack(tmp_path_factory.mktemp("stack"))
+    s.strategies.mkdir()
+    up = s.cli("up", "--port", str(free_port()), "--json", timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr[-3000:]
+    s.api = json.loads(up.stdout)["api_url"]
+    yield s
+    down = s.cli("down", "--json")
+    stopped = json.loads(down.stdout)["stopped"]
+    assert set(stopped) == {"worker", "server"}
+
+
+def test_up_deploys_one_cycle_at_a_time_with_an_inactive_schedule(stack):
+    with stack.client() as c:
+        deployment = c.read_deployment_by_name("research_cycle/research-cycle")
+        pool = c.read_work_pool("stratlab-process")
+        limit = c.read_global_concurrency_limit_by_name("research-cycle")
+    assert pool.type == "process" and deployment.work_pool_name == "stratlab-process"
+    assert deployment.global_concurrency_limit.limit == 1
+    assert deployment.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+    [schedule] = deployment.schedules
+    assert schedule.schedule.cron == "0 */4 * * *" and schedule.active is False
+    assert limit.limit == 1
+    assert "params" in deployment.parameter_openapi_schema["properties"]  # the UI's run form
+
+
+def test_second_trigger_is_refused_and_never_runs_alongside(stack):
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    params = {"params": {"strategy_file": str(STRATEGIES / "ema_cross_atr.yaml")}}
+    with temporary_settings(updates={PREFECT_API_URL: stack.api}):
+        first = run_deployment(
+            "research_cycle/research-cycle", parameters=params, timeout=0, as_subflow=False
+        )
+        second = run_deployment(
+            "research_cycle/research-cycle", parameters=params, timeout=0, as_subflow=False
+        )
+    answer = stack.json("trigger")
+    assert answer["triggered"] is False and answer["reason"] == "cycle_in_progress"
+    assert answer["active_run_id"] in (str(first.id), str(second.id))
+
+    runs = [stack.wait_final(str(r.id)) for r in (first, second)]
+    states = sorted(r.state.name for r in runs)
+    assert states == ["Cancelled", "Failed"]  # one ran (the pilot fails its backtest gate), one was refused
+    refused = next(r for r in runs if r.state.name == "Cancelled")
+    assert refused.state.message == "Deployment concurrency limit reached."
+    ran = next(r for r in runs if r.state.name == "Failed")
+    assert ran.state.message.startswith("Backtest gate failed")
+
+
+def test_cancel_during_training_releases_the_slot_and_leaves_no_files(stack):
+    contract = stack.home / "slow_training_mlp.yaml"
+    contract.write_text(yaml.safe_dump(SLOW))
+    started = stack.json("trigger", "--strategy", str(contract))
+    assert started["triggered"], started
+    deadline = time.monotonic() + 180
+    while (active := stack.json("status")["active"]) is None or active["phase"] != "training":
+        assert time.monotonic() < deadline, "the cycle never reached training"
+        time.sleep(0.5)
+    assert active["run_id"] == started["run_id"] and active["strategy_id"] == "slow_training_mlp"
+
+    asked = time.monotonic()
+    assert stack.json("cancel") == {"cancelled": True, "run_id": started["run_id"]}
+    stack.wait_final(started["run_id"], timeout=60, settled_as="Cancelled")
+    took = time.monotonic() - asked
+    assert took < 30, f"cancellation took {took:.0f} s"
+    assert not list(stack.strategies.glob("slow_training_mlp*"))
+    assert not (stack.strategies / ".staging").exists() or not any((stack.strategies / ".staging").iterdir())
+    with stack.client() as c:
+        assert c.read_global_concurrency_limit_by_name("research-cycle").active_slots == 0
+
+    again = stack.json("trigger", "--strategy", str(STRATEGIES / "ema_cross_atr.yaml"))
+    assert again["triggered"], again
+    assert stack.wait_final(again["run_id"]).state.name == "Failed"  # it ran: the pilot's gate verdict
+
+
+def test_status_json_matches_the_api(stack):
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    report = stack.json("status")
+    with stack.client() as c:
+        runs = c.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["research_cycle"])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=50,
+        )
+    final = [r for r in runs if r.state.is_final()][:10]
+    assert [(r["run_id"], r["state"], r["message"]) for r in report["last"]] == [
+        (str(r.id), r.state.name, r.state.message) for r in final
+    ]
+    assert report["active"] is None
+
+
+def test_activated_schedules_create_runs(stack):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    with stack.client() as c:
+        deployment = c.read_deployment_by_name("research_cycle/research-cycle")
+        [cron] = deployment.schedules
+        c.update_deployment_schedule(deployment.id, cron.id, active=True)  # what the UI's toggle does
+        soon = datetime.now(UTC) + timedelta(hours=1)  # short interval, first run in an hour: none runs now
+        c.create_deployment_schedules(
+            deployment.id, [(IntervalSchedule(interval=timedelta(minutes=1), anchor_date=soon), True)]
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with stack.client() as c:
+                scheduled = c.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+                )
+            future = [r for r in scheduled if r.state.name == "Scheduled"]
+            if len(future) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert len(future) >= 3, "the scheduler created no runs"
+        starts = sorted(r.expected_start_time for r in future)
+        assert any(t.minute == 0 and t.second == 0 and t.hour % 4 == 0 for t in starts)  # the cron schedule
+        gaps = {
+            round((b - a).total_seconds())
+            for a, b in zip(starts, starts[1:], strict=False)
+            if b - a <= timedelta(minutes=1)
+        }
+        assert 60 in gaps  # the one-minute interval
+    finally:
+        with stack.client() as c:
+            for s in c.read_deployment_schedules(deployment.id):
+                c.update_deployment_schedule(deployment.id, s.id, active=False)
