@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -216,3 +218,99 @@ def test_activated_schedules_create_runs(stack):
         with stack.client() as c:
             for s in c.read_deployment_schedules(deployment.id):
                 c.update_deployment_schedule(deployment.id, s.id, active=False)
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+SCREENSHOTS = Path(
+    os.environ.get("STRATLAB_SCREENSHOTS") or Path(tempfile.gettempdir()) / "stratlab-screenshots"
+)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def find_text(driver, text: str, selector: str = "button", timeout: float = 30):
+    """The first element matching `selector` whose text is `text`, once the page shows it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def find(d):
+        return next((e for e in d.find_elements(By.CSS_SELECTOR, selector) if e.text.strip() == text), False)
+
+    return WebDriverWait(driver, timeout).until(find)
+
+
+def click_text(driver, text: str, selector: str = "button", timeout: float = 30) -> None:
+    find_text(driver, text, selector, timeout).click()
+
+
+def new_runs(stack: Stack, before: set) -> list:
+    with stack.client() as c:
+        return [r for r in c.read_flow_runs() if r.id not in before]
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_prefect_ui_runs_and_cancels_a_cycle(stack, browser):
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    contract = stack.home / "slow_training_mlp.yaml"
+    contract.write_text(yaml.safe_dump(SLOW))
+    with stack.client() as c:
+        deployment = c.read_deployment_by_name("research_cycle/research-cycle")
+        before = {r.id for r in c.read_flow_runs()}
+        c.update_deployment(
+            deployment.id, DeploymentUpdate(parameters={"params": {"strategy_file": str(contract)}})
+        )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    ui = stack.api.removesuffix("/api")
+    try:
+        browser.get(f"{ui}/deployments")
+        click_text(browser, "research-cycle", "a")
+        click_text(browser, "Run")
+        click_text(browser, "Quick run", "[role=menuitem], .p-overflow-menu-item, .p-context-menu-item, li")
+        deadline = time.monotonic() + 60
+        while not (new := new_runs(stack, before)):
+            assert time.monotonic() < deadline, "pressing Run created no flow run"
+            time.sleep(0.5)
+        run_id = str(new[0].id)
+        browser.get(f"{ui}/runs/flow-run/{run_id}")
+        deadline = time.monotonic() + 180
+        while (active := stack.json("status")["active"]) is None or active["phase"] != "training":
+            assert time.monotonic() < deadline, "the run never reached training"
+            time.sleep(1)
+        browser.refresh()
+        cancel = find_text(browser, "Cancel", timeout=60)  # present once the page has loaded
+        time.sleep(2)  # let the run graph draw
+        browser.save_screenshot(str(SCREENSHOTS / "ui-cycle-training.png"))
+        cancel.click()
+        click_text(browser, "Confirm")
+        stack.wait_final(run_id, timeout=60, settled_as="Cancelled")
+        browser.refresh()
+        time.sleep(3)
+        browser.save_screenshot(str(SCREENSHOTS / "ui-cycle-cancelled.png"))
+        assert "Cancelled" in browser.page_source
+    finally:
+        with stack.client() as c:
+            c.update_deployment(deployment.id, DeploymentUpdate(parameters={}))
