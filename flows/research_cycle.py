@@ -123,7 +123,8 @@ def _cycle(params: CycleParams) -> State:
             progress.enter(
                 "training", f"MLP {strategy.model.hidden_layers}, up to {strategy.model.epochs} epochs"
             )
-            outcome = train(strategy, market.bars, frame, bounds, params.seed, stage.results)
+            outcome = train(strategy, market.bars, frame, bounds, params.seed)
+            stage.write_bytes("model.ckpt", outcome.checkpoint)
             result.metrics["training"] = outcome.metrics.model_dump(exclude={"loss_curve", "class_balance"})
             stage.write_json(
                 "training.json", {**outcome.metrics.model_dump(mode="json"), "provenance": record}

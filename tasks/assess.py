@@ -131,7 +131,6 @@ def assess_offline(
 
 
 # --- Prefect edge -------------------------------------------------------------------------------
-from prefect import task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from tasks.edge import cached_step  # noqa: E402
 
-assess = task(assess_offline, name="assess", cache_policy=NO_CACHE)
+assess = cached_step(assess_offline, "assess")

@@ -64,7 +64,6 @@ def assess_with_claude(
 
 
 # --- Prefect edge -------------------------------------------------------------------------------
-from prefect import task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from tasks.edge import uncached_step  # noqa: E402
 
-assess_claude = task(assess_with_claude, name="assess-claude", cache_policy=NO_CACHE)
+assess_claude = uncached_step(assess_with_claude, "assess-claude")

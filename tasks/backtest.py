@@ -194,7 +194,6 @@ def run_backtest(
 
 
 # --- Prefect edge -------------------------------------------------------------------------------
-from prefect import task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from tasks.edge import cached_step  # noqa: E402
 
-backtest = task(run_backtest, name="backtest", cache_policy=NO_CACHE)
+backtest = cached_step(run_backtest, "backtest")

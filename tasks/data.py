@@ -495,8 +495,7 @@ def median_abs_return(bars: pd.DataFrame, stop: int) -> float:
     return float(returns.median()) if len(returns) else 0.0
 
 
-# --- Prefect edge --------------------------------------------------------------------------------------
-from prefect import task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+# --- Prefect edge -------------------------------------------------------------------------------
+from tasks.edge import uncached_step  # noqa: E402
 
-load_market_data = task(load_market, name="load-data", cache_policy=NO_CACHE)
+load_market_data = uncached_step(load_market, "load-data")

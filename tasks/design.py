@@ -256,7 +256,6 @@ TEMPLATES = {"trend_cross": trend_cross, "mean_reversion": mean_reversion, "neur
 
 
 # --- Prefect edge -------------------------------------------------------------------------------
-from prefect import task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from tasks.edge import cached_step  # noqa: E402
 
-design = task(design_offline, name="design", cache_policy=NO_CACHE)
+design = cached_step(design_offline, "design")

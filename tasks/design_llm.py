@@ -199,7 +199,6 @@ def design_with_claude(session: ClaudeSession, tools: DesignTools) -> ClaudeDesi
 
 
 # --- Prefect edge -------------------------------------------------------------------------------
-from prefect import task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from tasks.edge import uncached_step  # noqa: E402
 
-design_claude = task(design_with_claude, name="design-claude", cache_policy=NO_CACHE)
+design_claude = uncached_step(design_with_claude, "design-claude")

@@ -88,7 +88,6 @@ def _zigzag_labels(close: pd.Series, label: ZigZagLabel) -> pd.Series:
 
 
 # --- Prefect edge -------------------------------------------------------------------------------
-from prefect import task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from tasks.edge import cached_step  # noqa: E402
 
-features = task(feature_frame, name="features", cache_policy=NO_CACHE)
+features = cached_step(feature_frame, "features")

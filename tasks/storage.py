@@ -52,6 +52,13 @@ class Stage:
         atomic_write_json(path, payload)
         return path
 
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        path = self.results / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return path
+
     def commit(self, strategy: Strategy) -> tuple[Path, Path]:
         """Move the results into place (replacing an earlier run of the same strategy), then the contract."""
         final_results = results_dir(strategy.strategy_id, self.root)

@@ -7,7 +7,9 @@ metrics; the test part is only scored for the record, never used to choose anyth
 
 from __future__ import annotations
 
+import io
 import logging
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,6 @@ logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*GPU available.*")
 warnings.filterwarnings("ignore", ".*LeafSpec.*")
-warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # the staging folder holds other results
 
 
 class EpochMetrics(BaseModel):
@@ -62,7 +63,7 @@ class TrainingMetrics(BaseModel):
 class TrainingOutcome:
     metrics: TrainingMetrics
     predictions: pd.DataFrame  # prob_down, prob_flat, prob_up, signal per bar; NaN before inputs exist
-    checkpoint: Path
+    checkpoint: bytes  # the best Lightning checkpoint, to be saved as model.ckpt
 
 
 class MLP(nn.Module):
@@ -149,14 +150,9 @@ def _evaluate(net: nn.Module, data: TensorDataset) -> tuple[float, float]:
 
 
 def train_model(
-    strategy: Strategy,
-    bars: pd.DataFrame,
-    features: pd.DataFrame,
-    bounds: SplitBounds,
-    seed: int,
-    workdir: Path,
+    strategy: Strategy, bars: pd.DataFrame, features: pd.DataFrame, bounds: SplitBounds, seed: int
 ) -> TrainingOutcome:
-    """Fit the contract's MLP; return metrics, per-bar predictions and the best checkpoint's path."""
+    """Fit the contract's MLP; return metrics, per-bar predictions and the best checkpoint."""
     spec = strategy.model
     if not isinstance(spec, MLPModel):
         raise ValueError(f"{strategy.strategy_id}: model.kind is '{spec.kind}'; there is nothing to train")
@@ -185,40 +181,14 @@ def train_model(
     module = DirectionClassifier(net, spec.learning_rate)
     generator = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(train_ds, batch_size=spec.batch_size, shuffle=True, generator=generator)
-    val_loader = DataLoader(val_ds, batch_size=4096)
+    checkpoint, curve, stopped_early = _fit(module, spec, train_loader, DataLoader(val_ds, batch_size=4096))
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    checkpoint_cb = pl.callbacks.ModelCheckpoint(
-        dirpath=workdir,
-        filename="model",
-        monitor="val_loss",
-        mode="min",
-        save_top_k=1,
-        enable_version_counter=False,
+    module.load_state_dict(
+        torch.load(io.BytesIO(checkpoint), map_location="cpu", weights_only=True)["state_dict"]
     )
-    stopper = pl.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=spec.patience)
-    recorder = _CurveRecorder()
-    trainer = pl.Trainer(
-        max_epochs=spec.epochs,
-        accelerator="cpu",
-        devices=1,
-        deterministic=True,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[checkpoint_cb, stopper, recorder],
-        default_root_dir=workdir,
-    )
-    trainer.fit(module, train_loader, val_loader)
-
-    best = Path(checkpoint_cb.best_model_path)
-    module.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
     final_loss, accuracy = _evaluate(net, val_ds)
     _, test_accuracy = _evaluate(net, test_ds) if len(test_ds) else (float("nan"), float("nan"))
     majority = int(y_tr.value_counts().idxmax())
-    best_epoch = min(recorder.curve, key=lambda e: e.val_loss).epoch if recorder.curve else 0
-
     metrics = TrainingMetrics(
         accuracy=accuracy,
         baseline_accuracy=float((y_va == majority).mean()),
@@ -226,15 +196,47 @@ def train_model(
         initial_loss=initial_loss,
         final_loss=final_loss,
         loss_decrease=(initial_loss - final_loss) / initial_loss,
-        epochs_run=len(recorder.curve),
-        best_epoch=best_epoch,
-        stopped_early=stopper.stopped_epoch > 0,
+        epochs_run=len(curve),
+        best_epoch=min(curve, key=lambda e: e.val_loss).epoch if curve else 0,
+        stopped_early=stopped_early,
         n_features=inputs.shape[1],
         samples={"train": len(y_tr), "validation": len(y_va), "test": len(y_te)},
         class_balance={"train": _balance(y_tr), "validation": _balance(y_va), "test": _balance(y_te)},
-        loss_curve=recorder.curve,
+        loss_curve=curve,
     )
-    return TrainingOutcome(metrics=metrics, predictions=predict(net, inputs), checkpoint=best)
+    return TrainingOutcome(metrics=metrics, predictions=predict(net, inputs), checkpoint=checkpoint)
+
+
+def _fit(
+    module: DirectionClassifier, spec: MLPModel, train_loader: DataLoader, val_loader: DataLoader
+) -> tuple[bytes, list[EpochMetrics], bool]:
+    """Run Lightning with early stopping; return the best checkpoint's bytes, the curve, and whether it
+    stopped early. Checkpoints live in a private temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="stratlab-train-") as workdir:
+        checkpoint_cb = pl.callbacks.ModelCheckpoint(
+            dirpath=workdir,
+            filename="model",
+            monitor="val_loss",
+            mode="min",
+            save_top_k=1,
+            enable_version_counter=False,
+        )
+        stopper = pl.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=spec.patience)
+        recorder = _CurveRecorder()
+        trainer = pl.Trainer(
+            max_epochs=spec.epochs,
+            accelerator="cpu",
+            devices=1,
+            deterministic=True,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[checkpoint_cb, stopper, recorder],
+            default_root_dir=workdir,
+        )
+        trainer.fit(module, train_loader, val_loader)
+        return Path(checkpoint_cb.best_model_path).read_bytes(), recorder.curve, stopper.stopped_epoch > 0
 
 
 def predict(net: nn.Module, inputs: pd.DataFrame) -> pd.DataFrame:
@@ -252,7 +254,6 @@ def predict(net: nn.Module, inputs: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- Prefect edge -------------------------------------------------------------------------------
-from prefect import task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from tasks.edge import cached_step  # noqa: E402
 
-train = task(train_model, name="train", cache_policy=NO_CACHE)
+train = cached_step(train_model, "train")

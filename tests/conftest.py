@@ -17,7 +17,9 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 # set a key and point the SDK at tests/fake_anthropic.py themselves.
 for _name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"):
     os.environ.pop(_name, None)
-os.environ["STRATLAB_LEDGER"] = str(Path(tempfile.mkdtemp(prefix="stratlab-ledger-")) / "ledger.sqlite3")
+_scratch = Path(tempfile.mkdtemp(prefix="stratlab-tests-"))
+os.environ["STRATLAB_LEDGER"] = str(_scratch / "ledger.sqlite3")
+os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(_scratch / "results")  # cached step results of this session
 
 REPO = Path(__file__).resolve().parents[1]
 STRATEGIES = REPO / "strategies"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 from conftest import STRATEGIES
@@ -21,19 +23,19 @@ def setting():
     return strategy, bars, feature_frame(bars, strategy), split_bounds(len(bars), strategy.data)
 
 
-def test_same_seed_same_metrics(setting, tmp_path):
+def test_same_seed_same_metrics(setting):
     strategy, bars, frame, bounds = setting
-    first = train_model(strategy, bars, frame, bounds, seed=7, workdir=tmp_path / "a")
-    second = train_model(strategy, bars, frame, bounds, seed=7, workdir=tmp_path / "b")
+    first = train_model(strategy, bars, frame, bounds, seed=7)
+    second = train_model(strategy, bars, frame, bounds, seed=7)
     assert first.metrics == second.metrics
     assert first.predictions.equals(second.predictions)
-    other = train_model(strategy, bars, frame, bounds, seed=8, workdir=tmp_path / "c")
+    other = train_model(strategy, bars, frame, bounds, seed=8)
     assert other.metrics.loss_curve != first.metrics.loss_curve
 
 
-def test_training_records_what_the_gate_and_a_person_need(setting, tmp_path):
+def test_training_records_what_the_gate_and_a_person_need(setting):
     strategy, bars, frame, bounds = setting
-    outcome = train_model(strategy, bars, frame, bounds, seed=1, workdir=tmp_path)
+    outcome = train_model(strategy, bars, frame, bounds, seed=1)
     m = outcome.metrics
     assert 1 <= m.epochs_run <= 6 and len(m.loss_curve) == m.epochs_run
     assert m.initial_loss > 0 and m.loss_decrease == pytest.approx(
@@ -41,7 +43,7 @@ def test_training_records_what_the_gate_and_a_person_need(setting, tmp_path):
     )
     assert sum(m.class_balance["train"].values()) == pytest.approx(1.0, abs=1e-3)
     assert m.samples["train"] > m.samples["validation"] > 0
-    state = torch.load(outcome.checkpoint, map_location="cpu", weights_only=True)
+    state = torch.load(io.BytesIO(outcome.checkpoint), map_location="cpu", weights_only=True)
     assert any(k.startswith("net.") for k in state["state_dict"])
     # predictions exist only where the inputs do, and are probabilities
     ready = outcome.predictions.dropna()
