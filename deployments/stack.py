@@ -102,8 +102,18 @@ def _spawn(args: list[str], log: Path, env: dict[str, str]) -> int:
     return proc.pid
 
 
+def heartbeat_seconds() -> int:
+    """How often a running cycle tells the server it is alive (Prefect's minimum is 30 s)."""
+    return max(int(os.environ.get("STRATLAB_HEARTBEAT_SECONDS", "30")), 30)
+
+
 def _env(api: str) -> dict[str, str]:
-    return {**os.environ, "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return {
+        **os.environ,
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat_seconds()),
+    }
 
 
 def up(port: int = 4200, wait_s: float = 120.0, say=print) -> Stack:
@@ -163,7 +173,8 @@ def configure(api: str, say=print) -> None:
         with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
             client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
         ensure_cycle_limit()
-    say(f"set-up: work pool {POOL}, global concurrency limit research-cycle (1 slot)")
+        ensure_crash_detection()
+    say(f"set-up: work pool {POOL}, global concurrency limit research-cycle (1 slot), crash detection")
     done = subprocess.run(
         [_prefect(), "--no-prompt", "deploy", "--all"],
         cwd=REPO,
@@ -174,6 +185,46 @@ def configure(api: str, say=print) -> None:
     if done.returncode != 0:
         raise RuntimeError(f"prefect deploy failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     say(f"deployed: {DEPLOYMENT} (prefect.yaml)")
+
+
+CRASH_AUTOMATION = "stratlab: mark silent cycles Crashed"
+
+
+def ensure_crash_detection() -> None:
+    """A run whose process was killed (worker SIGKILLed, machine lost) sends no more heartbeats and no
+    final state; this automation marks it Crashed after three missed heartbeats. Idempotent."""
+    from datetime import timedelta
+
+    from prefect import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    with get_client(sync_client=True) as client:
+        if client.read_automations_by_name(CRASH_AUTOMATION):
+            return
+        final_events = {f"prefect.flow-run.{s}" for s in ("Completed", "Failed", "Cancelled", "Crashed")}
+        client.create_automation(
+            AutomationCore(
+                name=CRASH_AUTOMATION,
+                description="A research cycle stopped sending heartbeats: its process is gone.",
+                trigger=EventTrigger(
+                    match={"prefect.resource.id": "prefect.flow-run.*"},
+                    after={"prefect.flow-run.heartbeat"},
+                    expect={"prefect.flow-run.heartbeat", *final_events},
+                    for_each={"prefect.resource.id"},
+                    posture=Posture.Proactive,
+                    threshold=1,
+                    within=timedelta(seconds=3 * heartbeat_seconds()),
+                ),
+                actions=[
+                    ChangeFlowRunState(
+                        state=StateType.CRASHED,
+                        message="No heartbeat: the process running this cycle was lost",
+                    )
+                ],
+            )
+        )
 
 
 def down(say=print) -> dict:

@@ -16,6 +16,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 CYCLE_LIMIT = "research-cycle"
+LEASE_SECONDS = 60
 
 
 def ensure_cycle_limit() -> None:
@@ -30,10 +31,33 @@ def ensure_cycle_limit() -> None:
                 )
 
 
+def clear_abandoned_stages() -> list[str]:
+    """Remove staging folders of cycles that ended without cleaning up (a killed process): their run is
+    final, or unknown to this API. Called while holding the cycle slot, so no live cycle is touched."""
+    from uuid import UUID
+
+    from tasks.storage import discard_stage, staged_runs
+
+    removed = []
+    with get_client(sync_client=True) as client:
+        for run_id in staged_runs():
+            try:
+                run = client.read_flow_run(UUID(run_id))
+                final = run.state is None or run.state.is_final()
+            except (ObjectNotFound, ValueError):
+                final = True
+            if final:
+                discard_stage(run_id)
+                removed.append(run_id)
+    return removed
+
+
 @contextmanager
 def one_cycle_at_a_time() -> Iterator[None]:
     """Hold the single cycle slot; waits while another cycle holds it. On cancellation the worker sends
     SIGTERM, and the slot is released as the signal unwinds this block."""
     ensure_cycle_limit()
-    with concurrency(CYCLE_LIMIT, occupy=1, strict=True):
+    # The slot is a lease the holder keeps renewing: one whose process is killed frees it within a minute.
+    with concurrency(CYCLE_LIMIT, occupy=1, strict=True, lease_duration=LEASE_SECONDS):
+        clear_abandoned_stages()
         yield

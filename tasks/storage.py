@@ -82,6 +82,16 @@ class Stage:
             (self.root / STAGING).rmdir()
 
 
+def staged_runs(directory: Path | None = None) -> list[str]:
+    """Run ids that have a staging folder: live cycles, or ones that died before they could clean up."""
+    staging = (directory or strategies_dir()) / STAGING
+    return sorted(p.name for p in staging.iterdir() if p.is_dir()) if staging.is_dir() else []
+
+
+def discard_stage(run_id: str, directory: Path | None = None) -> None:
+    shutil.rmtree((directory or strategies_dir()) / STAGING / run_id, ignore_errors=True)
+
+
 def _same_strategy(path: Path, strategy: Strategy) -> bool:
     try:
         return load_strategy(path) == strategy

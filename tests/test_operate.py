@@ -314,3 +314,46 @@ def test_prefect_ui_runs_and_cancels_a_cycle(stack, browser):
     finally:
         with stack.client() as c:
             c.update_deployment(deployment.id, DeploymentUpdate(parameters={}))
+
+
+def test_killed_worker_leaves_a_crashed_run_and_a_rerun_reuses_finished_steps(stack):
+    import psutil
+
+    contract = stack.home / "slow_training_mlp.yaml"
+    contract.write_text(yaml.safe_dump(SLOW))
+    first = stack.json("trigger", "--strategy", str(contract))
+    assert first["triggered"], first
+    deadline = time.monotonic() + 180
+    while (active := stack.json("status")["active"]) is None or active["phase"] != "training":
+        assert time.monotonic() < deadline, "the cycle never reached training"
+        time.sleep(0.5)
+
+    worker = psutil.Process(json.loads((stack.home / "stack.json").read_text())["worker_pid"])
+    for proc in [*worker.children(recursive=True), worker]:  # the worker and the cycle it runs
+        proc.kill()
+    crashed = stack.wait_final(first["run_id"], timeout=240, settled_as="Crashed")
+    assert "heartbeat" in crashed.state.message
+    assert not list(stack.strategies.glob("slow_training_mlp*"))  # nothing half-written where users look
+
+    assert stack.cli("up").returncode == 0  # finds the server, starts a new worker
+    again = stack.json("trigger", "--strategy", str(contract))
+    assert again["triggered"], again
+    deadline = time.monotonic() + 180
+    while True:
+        with stack.client() as c:
+            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+            steps = {
+                t.name.rsplit("-", 1)[0]: t.state.name
+                for t in c.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(again["run_id"])]))
+                )
+            }
+        if steps.get("train") == "Running":
+            break
+        assert time.monotonic() < deadline, steps
+        time.sleep(0.5)
+    assert steps["features"] == "Cached"  # finished before the crash: read back, not redone
+    assert first["run_id"] not in [p.name for p in (stack.strategies / ".staging").iterdir()]  # cleared
+    stack.json("cancel")
+    stack.wait_final(again["run_id"], timeout=60, settled_as="Cancelled")
