@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from strategy_contract import atomic_write_text
+from tasks.processes import alive
 
 REPO = Path(__file__).resolve().parents[1]
 POOL = "stratlab-process"
@@ -65,21 +66,6 @@ def healthy(api: str, timeout: float = 2.0) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not alive
-        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
-    except OSError:
-        return True
 
 
 def _prefect() -> str:

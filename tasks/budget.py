@@ -24,6 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from tasks.pricing import TokenUsage
+from tasks.processes import alive
 
 DEFAULT_DAILY_USD = 5.0
 
@@ -216,7 +217,7 @@ class BudgetLedger:
                 created_at=r[4],
                 host=r[5],
                 pid=r[6],
-                orphaned=r[5] == host and r[6] is not None and not _alive(r[6]),
+                orphaned=r[5] == host and r[6] is not None and not alive(r[6]),
             )
             for r in open_rows
         ]
@@ -231,13 +232,3 @@ class BudgetLedger:
             per_cycle={k: round(v, 6) for k, v in per_cycle.items()},
             ledger=str(self.path),
         )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -73,6 +73,14 @@ class Stack:
         with temporary_settings(updates={PREFECT_API_URL: self.api}), get_client(sync_client=True) as c:
             yield c
 
+    def wait_phase(self, phase: str, timeout: float = 180) -> dict:
+        """Wait until `stratlab status` shows the active cycle in `phase`; return that cycle."""
+        deadline = time.monotonic() + timeout
+        while (active := self.json("status")["active"]) is None or active["phase"] != phase:
+            assert time.monotonic() < deadline, f"the cycle never reached {phase}"
+            time.sleep(0.5)
+        return active
+
     def wait_final(self, run_id: str, timeout: float = 240, settled_as: str | None = None) -> object:
         """Wait for a final state (or for that named state: after a cancel, Prefect 3.8's process worker
         first records Crashed from the killed process, then Cancelled)."""
@@ -143,10 +151,7 @@ def test_cancel_during_training_releases_the_slot_and_leaves_no_files(stack):
     contract.write_text(yaml.safe_dump(SLOW))
     started = stack.json("trigger", "--strategy", str(contract))
     assert started["triggered"], started
-    deadline = time.monotonic() + 180
-    while (active := stack.json("status")["active"]) is None or active["phase"] != "training":
-        assert time.monotonic() < deadline, "the cycle never reached training"
-        time.sleep(0.5)
+    active = stack.wait_phase("training")
     assert active["run_id"] == started["run_id"] and active["strategy_id"] == "slow_training_mlp"
 
     asked = time.monotonic()
@@ -296,10 +301,7 @@ def test_prefect_ui_runs_and_cancels_a_cycle(stack, browser):
             time.sleep(0.5)
         run_id = str(new[0].id)
         browser.get(f"{ui}/runs/flow-run/{run_id}")
-        deadline = time.monotonic() + 180
-        while (active := stack.json("status")["active"]) is None or active["phase"] != "training":
-            assert time.monotonic() < deadline, "the run never reached training"
-            time.sleep(1)
+        stack.wait_phase("training")
         browser.refresh()
         cancel = find_text(browser, "Cancel", timeout=60)  # present once the page has loaded
         time.sleep(2)  # let the run graph draw
@@ -323,10 +325,7 @@ def test_killed_worker_leaves_a_crashed_run_and_a_rerun_reuses_finished_steps(st
     contract.write_text(yaml.safe_dump(SLOW))
     first = stack.json("trigger", "--strategy", str(contract))
     assert first["triggered"], first
-    deadline = time.monotonic() + 180
-    while (active := stack.json("status")["active"]) is None or active["phase"] != "training":
-        assert time.monotonic() < deadline, "the cycle never reached training"
-        time.sleep(0.5)
+    stack.wait_phase("training")
 
     worker = psutil.Process(json.loads((stack.home / "stack.json").read_text())["worker_pid"])
     for proc in [*worker.children(recursive=True), worker]:  # the worker and the cycle it runs
