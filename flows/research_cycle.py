@@ -176,7 +176,6 @@ def _cycle(params: CycleParams) -> State:
         result.llm = _llm_summary(session)
         return _conclude(result, strategy, stage, progress, started, record, learnings=[])
     except Exception as exc:
-        stage.discard()
         result.failed_phase = progress.phase
         result.llm = _llm_summary(session)
         if isinstance(exc, (LLMFailure, BudgetExhausted)):
@@ -188,7 +187,7 @@ def _cycle(params: CycleParams) -> State:
         progress.finish()
         return Failed(message=result.reason, data=result)
     finally:
-        stage.discard()  # cancellation (a BaseException) lands here too: no staged file survives
+        stage.discard()  # errors and cancellation (a BaseException) alike: no staged file survives
 
 
 def resolve_who(who: str) -> str:
