@@ -169,21 +169,19 @@ def _cycle(params: CycleParams) -> State:
 
         progress.enter("saving")
         result.status = "completed"
-        result.llm = _llm_summary(session)
-        return _conclude(result, strategy, stage, progress, started, record, learnings=assessment.learnings)
+        _account(result, progress, started, session)
+        return _conclude(result, strategy, stage, progress, record, learnings=assessment.learnings)
     except GateFailed as gate_failure:
         result.failed_phase, result.reason = progress.phase, str(gate_failure)
-        result.llm = _llm_summary(session)
-        return _conclude(result, strategy, stage, progress, started, record, learnings=[])
+        _account(result, progress, started, session)
+        return _conclude(result, strategy, stage, progress, record, learnings=[])
     except Exception as exc:
         result.failed_phase = progress.phase
-        result.llm = _llm_summary(session)
+        _account(result, progress, started, session)
         if isinstance(exc, (LLMFailure, BudgetExhausted)):
             result.reason = str(exc)  # already says what and why, e.g. "budget_exhausted: ..."
         else:
             result.reason = f"{(progress.phase or 'cycle').capitalize()} failed: {type(exc).__name__}: {exc}"
-        result.phase_seconds = progress.seconds()
-        result.duration_s = round(time.monotonic() - started, 3)
         progress.finish()
         return Failed(message=result.reason, data=result)
     finally:
@@ -234,6 +232,15 @@ def _design(
     return strategy, market
 
 
+def _account(
+    result: CycleResult, progress: PhaseReporter, started: float, session: ClaudeSession | None
+) -> None:
+    """Fill in what a cycle spent, in seconds and in LLM calls, however it ends."""
+    result.phase_seconds = progress.seconds()
+    result.duration_s = round(time.monotonic() - started, 3)
+    result.llm = _llm_summary(session)
+
+
 def _llm_summary(session: ClaudeSession | None) -> dict:
     if session is None or not session.calls:
         return {}
@@ -265,13 +272,10 @@ def _conclude(
     strategy: Strategy,
     stage: Stage,
     progress: PhaseReporter,
-    started: float,
     record: dict,
     learnings: list[str],
 ) -> State:
     """Write cycle.json, commit the staged results, publish the summary artifact, return the state."""
-    result.phase_seconds = progress.seconds()
-    result.duration_s = round(time.monotonic() - started, 3)
     final = strategies_dir() / strategy.strategy_id
     result.artifacts = {
         "strategy": str(strategies_dir() / f"{strategy.strategy_id}.yaml"),
