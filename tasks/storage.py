@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from strategy_contract import atomic_write_json, load_strategy, strategy_to_yaml, validate_strategy_id
-from strategy_contract.io import atomic_write_text
+from strategy_contract.io import atomic_write_bytes, atomic_write_text
 from strategy_contract.models import Strategy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,9 +54,7 @@ class Stage:
 
     def write_bytes(self, name: str, data: bytes) -> Path:
         path = self.results / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
         return path
 
     def commit(self, strategy: Strategy) -> tuple[Path, Path]:
