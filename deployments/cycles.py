@@ -5,7 +5,6 @@ Polling status reads flow runs, their state messages and nothing else: no LLM is
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
 from typing import Literal
@@ -112,13 +111,12 @@ def _budget_refusal(params: dict) -> str | None:
     if not uses_claude:
         return None
     from tasks.budget import BudgetLedger
-    from tasks.pricing import DEFAULT_MODEL, model_price, worst_case_usd
-    from tasks.prompts import DESIGN_MAX_TOKENS, design_brief, design_request
+    from tasks.llm import request_worst_case
+    from tasks.pricing import DEFAULT_MODEL
+    from tasks.prompts import design_brief, design_request
 
     first = design_request([{"role": "user", "content": design_brief(None, None)}])
-    needed = worst_case_usd(
-        len(json.dumps(first)), DESIGN_MAX_TOKENS, model_price(params.get("model", DEFAULT_MODEL))
-    )
+    needed = request_worst_case(first, params.get("model", DEFAULT_MODEL))
     left = BudgetLedger().status().remaining_usd
     return (
         None

@@ -43,6 +43,11 @@ class CallRecord(BaseModel):
     seconds: float
 
 
+def request_worst_case(request: dict[str, Any], model: str) -> float:
+    """What one Messages API request can cost at most: what the budget reserves before sending it."""
+    return worst_case_usd(len(json.dumps(request, default=str)), request["max_tokens"], model_price(model))
+
+
 def as_plain(blocks: list[Any]) -> list[dict]:
     """Response content blocks as plain dicts, to send back on the next turn."""
     return [b.model_dump(exclude_none=True) if hasattr(b, "model_dump") else dict(b) for b in blocks]
@@ -75,12 +80,11 @@ class ClaudeSession:
         import anthropic
 
         price = model_price(self.model)
-        worst = worst_case_usd(len(json.dumps(request, default=str)), request["max_tokens"], price)
+        worst = request_worst_case(request, self.model)
         started = time.monotonic()
         for attempt in range(1, self.max_attempts + 1):
-            reservation = self.ledger.reserve(
-                worst, purpose, self.cycle_id, self.model
-            )  # may raise BudgetExhausted
+            # may raise BudgetExhausted: then nothing is sent
+            reservation = self.ledger.reserve(worst, purpose, self.cycle_id, self.model)
             try:
                 response = self.client.messages.create(model=self.model, **request)
             except anthropic.APIStatusError as exc:
