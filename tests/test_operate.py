@@ -187,6 +187,31 @@ def test_status_json_matches_the_api(stack):
     assert report["active"] is None
 
 
+def test_trigger_refuses_when_the_budget_cannot_cover_a_claude_cycle(stack, tmp_path):
+    stack.env.update(
+        ANTHROPIC_API_KEY="sk-ant-not-used",
+        STRATLAB_DAILY_BUDGET_USD="0.05",
+        STRATLAB_LEDGER=str(tmp_path / "ledger.sqlite3"),
+    )
+    try:
+        answer = stack.json("trigger")
+    finally:
+        for name in ("ANTHROPIC_API_KEY", "STRATLAB_DAILY_BUDGET_USD", "STRATLAB_LEDGER"):
+            stack.env.pop(name)
+    assert answer["triggered"] is False and answer["reason"] == "budget_exhausted"
+    assert answer["detail"].startswith("$0.0500 left today")
+    assert stack.json("status")["active"] is None  # nothing was started
+    assert stack.json(
+        "trigger",
+        "--designer",
+        "local",
+        "--assessor",
+        "local",
+        "--strategy",
+        str(STRATEGIES / "ema_cross_atr.yaml"),
+    )["triggered"]  # offline cycles are not budgeted
+
+
 def test_activated_schedules_create_runs(stack):
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.client.schemas.schedules import IntervalSchedule
