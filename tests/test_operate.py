@@ -201,7 +201,7 @@ def test_trigger_refuses_when_the_budget_cannot_cover_a_claude_cycle(stack, tmp_
     assert answer["triggered"] is False and answer["reason"] == "budget_exhausted"
     assert answer["detail"].startswith("$0.0500 left today")
     assert stack.json("status")["active"] is None  # nothing was started
-    assert stack.json(
+    offline = stack.json(
         "trigger",
         "--designer",
         "local",
@@ -209,7 +209,9 @@ def test_trigger_refuses_when_the_budget_cannot_cover_a_claude_cycle(stack, tmp_
         "local",
         "--strategy",
         str(STRATEGIES / "ema_cross_atr.yaml"),
-    )["triggered"]  # offline cycles are not budgeted
+    )
+    assert offline["triggered"], offline  # offline cycles are not budgeted
+    stack.wait_final(offline["run_id"])
 
 
 def test_activated_schedules_create_runs(stack):
