@@ -13,7 +13,6 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
       >/dev/null 2>&1 || echo "test: could not install chromium; the UI test will be skipped" >&2
   fi
 fi
-export PREFECT_SERVER_ANALYTICS_ENABLED=false PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest "$@"

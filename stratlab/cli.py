@@ -32,14 +32,11 @@ EXIT_COMPLETED, EXIT_ERROR, EXIT_GATE = 0, 1, 2
 
 
 def prepare_prefect_env() -> None:
-    """Defaults that make the in-process ephemeral Prefect API work on a small, offline machine."""
+    """Defaults for Prefect on a small, offline machine; must run before Prefect is imported.
+    The ephemeral API needs 12-17 s to start here; run logs go to the UI/API, not the terminal, where
+    our own progress is shown."""
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-
-def _quiet_prefect_console() -> None:
-    """Keep Prefect's run logs for the UI/API but off the terminal, where our own progress is shown.
-    Must run before Prefect is imported: its logging config reads this at set-up."""
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 
@@ -77,7 +74,6 @@ def cycle(
     if strategy is not None and not strategy.is_file():
         raise _fail(f"--strategy: {strategy} does not exist")
     prepare_prefect_env()
-    _quiet_prefect_console()
     from flows.research_cycle import CycleParams, run_cycle
 
     params = CycleParams(
@@ -159,7 +155,6 @@ def _use_server() -> str:
         raise _fail("no Prefect server: run `stratlab up` (or set PREFECT_API_URL)")
     os.environ["PREFECT_API_URL"] = api
     prepare_prefect_env()
-    _quiet_prefect_console()
     return api
 
 

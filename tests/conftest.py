@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-# Before Prefect is imported: a fresh ephemeral server needs 12-17 s to start on a 2-core machine.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+from stratlab.cli import prepare_prefect_env
+
+prepare_prefect_env()  # the CLI's defaults for Prefect, before Prefect is imported
 # Offline by default: no test may reach the real API or spend from the user's ledger. Tests of Claude
 # set a key and point the SDK at tests/fake_anthropic.py themselves.
 for _name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"):
