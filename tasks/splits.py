@@ -20,6 +20,20 @@ class SplitBounds:
         """Everything the designer and trainer may look at: train and validation."""
         return (self.train[0], self.validation[1])
 
+    def selection(self, fitted: bool) -> tuple[int, int]:
+        """The bars whose backtest ranks a design, runs the backtest gate and feeds later designs.
+
+        A strategy with a model was fitted on the train part, so it is judged on validation only (an
+        overfit model would rank high on bars it has learnt); a rule-only strategy fits nothing and is
+        judged on train + validation. The held-out ``test`` part is never among them.
+        """
+        return self.validation if fitted else self.in_sample
+
+    @staticmethod
+    def selection_part(fitted: bool) -> str:
+        """The name of :meth:`selection`'s bars, as results and the CLI show it."""
+        return "validation" if fitted else "train+validation"
+
 
 def split_bounds(n_bars: int, split: DataSplit) -> SplitBounds:
     """Cut n bars in time order; `embargo_bars` are dropped before validation and before test so that
