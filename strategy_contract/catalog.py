@@ -42,24 +42,30 @@ class IndicatorDef:
 
 CATALOG: dict[str, IndicatorDef] = {
     "sma": IndicatorDef(
-        description="Simple moving average of the close.",
+        description="Simple moving average of the close, as Pine's ta.sma: the mean of the last `window` "
+        "closes (undefined for the first window-1 bars).",
         params={"window": ParamDef(int, 20, 2, 400, "bars averaged")},
     ),
     "ema": IndicatorDef(
-        description="Exponential moving average of the close.",
+        description="Exponential moving average of the close, as Pine's ta.ema: alpha 2/(window+1), seeded "
+        "at bar window-1 with the SMA of the first `window` closes.",
         params={"window": ParamDef(int, 20, 2, 400, "span in bars")},
     ),
     "rsi": IndicatorDef(
-        description="Relative strength index of the close, 0-100 (Wilder smoothing).",
+        description="Relative strength index of the close, 0-100, as Pine's ta.rsi: up and down changes "
+        "averaged with ta.rma (Wilder, alpha 1/window, SMA-seeded; first value at bar `window`), "
+        "100 - 100/(1 + up/down), 100 when down is 0 and 0 when up is 0.",
         params={"window": ParamDef(int, 14, 2, 100, "bars")},
     ),
     "atr": IndicatorDef(
-        description="Average true range, in price units; use it for volatility stops.",
+        description="Average true range in price units, as Pine's ta.atr: ta.rma (Wilder, alpha 1/window, "
+        "SMA-seeded) of ta.tr(true), the true range (high-low on the first bar); use it for volatility stops.",
         params={"window": ParamDef(int, 14, 2, 100, "bars")},
         inputs=("high", "low", "close"),
     ),
     "macd": IndicatorDef(
-        description="MACD line (fast EMA - slow EMA), its signal line and the histogram (macd - signal).",
+        description="MACD as Pine's ta.macd: macd = ta.ema(fast) - ta.ema(slow), signal = ta.ema(macd, "
+        "signal) seeded on the first `signal` defined macd values, hist = macd - signal.",
         params={
             "fast": ParamDef(int, 12, 2, 100, "fast EMA span"),
             "slow": ParamDef(int, 26, 3, 200, "slow EMA span"),
@@ -69,8 +75,9 @@ CATALOG: dict[str, IndicatorDef] = {
         ordered=(("fast", "slow"),),
     ),
     "bbands": IndicatorDef(
-        description="Bollinger Bands: middle SMA, upper/lower at alpha standard deviations, "
-        "percent_b (0 at lower, 1 at upper) and bandwidth ((upper-lower)/middle).",
+        description="Bollinger Bands as Pine's ta.bb: middle = ta.sma, upper/lower = middle +/- alpha x "
+        "ta.stdev (population); percent_b = (close-lower)/(upper-lower) and bandwidth = "
+        "(upper-lower)/middle as a fraction (Pine v6's ta.bbw is this x 100).",
         params={
             "window": ParamDef(int, 20, 5, 200, "bars"),
             "alpha": ParamDef(float, 2.0, 0.5, 4.0, "standard deviations"),
@@ -78,11 +85,14 @@ CATALOG: dict[str, IndicatorDef] = {
         outputs=("middle", "upper", "lower", "percent_b", "bandwidth"),
     ),
     "roc": IndicatorDef(
-        description="Rate of change of the close over `window` bars, in percent.",
+        description="Rate of change of the close over `window` bars in percent, as Pine's ta.roc: "
+        "100 * (close - close[window]) / close[window].",
         params={"window": ParamDef(int, 10, 1, 200, "bars")},
     ),
     "stoch": IndicatorDef(
-        description="Stochastic oscillator %K and its moving average %D, 0-100.",
+        description="Stochastic oscillator, 0-100: %K is Pine's ta.stoch(close, high, low, k_window), the "
+        "unsmoothed fast %K = 100*(close - lowest low)/(highest high - lowest low), and %D = ta.sma(%K, "
+        "d_window).",
         params={
             "k_window": ParamDef(int, 14, 2, 100, "look-back of %K"),
             "d_window": ParamDef(int, 3, 1, 50, "smoothing of %D"),
