@@ -1,6 +1,9 @@
 """Quality gates: pure functions from metrics and thresholds to a verdict the flow branches on.
 
-Defaults are seed 000's (intentionally loose); a contract overrides them under ``gates``.
+The thresholds come from the contract after ``tasks/settings.py`` has applied the operator's floors
+(seed 000's defaults unless the operator says otherwise): a contract can tighten a gate, never loosen
+it. The backtest gate judges the *selection* part of the data (never the held-out part), and a number
+that is undefined (no closed trade, flat equity) fails the check instead of skipping it.
 """
 
 from __future__ import annotations
@@ -25,25 +28,44 @@ class GateResult(BaseModel):
         return f"{self.gate.capitalize()} gate failed: " + "; ".join(self.failures)
 
 
+def compared(value: float, threshold: float, op: str, percent: bool = False) -> str:
+    """'value op threshold' with as many decimals as it takes for the two numbers to look different,
+    e.g. 'Sharpe -0.5004 < -0.50', never 'Sharpe -0.50 < -0.50'."""
+    scale, suffix = (100.0, "%") if percent else (1.0, "")
+    for digits in range(0 if percent else 2, 10):
+        left, right = f"{value * scale:.{digits}f}", f"{threshold * scale:.{digits}f}"
+        if left != right:
+            break
+    return f"{left}{suffix} {op} {float(f'{threshold * scale:.{digits}f}'):g}{suffix}"
+
+
 def check_training_gate(m: TrainingMetrics, gate: TrainingGate) -> GateResult:
     failures = []
     if m.accuracy < gate.min_accuracy:
-        failures.append(f"accuracy {m.accuracy:.2f} < {gate.min_accuracy:.2f}")
+        failures.append(f"accuracy {compared(m.accuracy, gate.min_accuracy, '<')}")
     if m.final_loss > gate.max_final_loss:
-        failures.append(f"final loss {m.final_loss:.3f} > {gate.max_final_loss:.3f}")
+        failures.append(f"final loss {compared(m.final_loss, gate.max_final_loss, '>')}")
     if m.loss_decrease < gate.min_loss_decrease:
-        failures.append(f"loss decrease {m.loss_decrease:.0%} < {gate.min_loss_decrease:.0%}")
+        failures.append(
+            f"loss decrease {compared(m.loss_decrease, gate.min_loss_decrease, '<', percent=True)}"
+        )
     return GateResult(gate="training", passed=not failures, failures=failures)
 
 
 def check_backtest_gate(m: BacktestMetrics, gate: BacktestGate) -> GateResult:
+    """Judge the selection-part backtest. Zero closed trades never pass, whatever `min_trades` says."""
     failures = []
-    if m.trades < gate.min_trades:
-        failures.append(f"{m.trades} trades < {gate.min_trades}")
-    if m.win_rate is not None and m.win_rate < gate.min_win_rate:
-        failures.append(f"win rate {m.win_rate:.0%} < {gate.min_win_rate:.0%}")
+    min_trades = max(gate.min_trades, 1)
+    if m.trades < min_trades:
+        failures.append(f"{m.trades} closed trades < {min_trades}")
+    if m.win_rate is None:
+        failures.append("win rate undefined (no closed trade)")
+    elif m.win_rate < gate.min_win_rate:
+        failures.append(f"win rate {compared(m.win_rate, gate.min_win_rate, '<', percent=True)}")
     if m.max_drawdown > gate.max_drawdown:
-        failures.append(f"max drawdown {m.max_drawdown:.0%} > {gate.max_drawdown:.0%}")
-    if m.sharpe is not None and m.sharpe < gate.min_sharpe:
-        failures.append(f"Sharpe {m.sharpe:.2f} < {gate.min_sharpe:.2f}")
+        failures.append(f"max drawdown {compared(m.max_drawdown, gate.max_drawdown, '>', percent=True)}")
+    if m.sharpe is None:
+        failures.append("Sharpe undefined (returns have no variance)")
+    elif m.sharpe < gate.min_sharpe:
+        failures.append(f"Sharpe {compared(m.sharpe, gate.min_sharpe, '<')}")
     return GateResult(gate="backtest", passed=not failures, failures=failures)

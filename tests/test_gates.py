@@ -39,6 +39,9 @@ def backtest(win_rate=0.5, drawdown=0.1, sharpe=0.5, trades=12) -> BacktestMetri
         win_rate=win_rate,
         trades=trades,
         profit_factor=1.2,
+        gross_profit=600.0,
+        gross_loss=500.0,
+        open_position=None,
         exposure=0.3,
         fees_paid=1.0,
         final_value=10500,
@@ -50,7 +53,7 @@ def test_training_gate_passes_and_fails_at_seed_thresholds():
     result = check_training_gate(training(accuracy=0.41), TrainingGate())
     assert result.reason == "Training gate failed: accuracy 0.41 < 0.45"
     result = check_training_gate(training(initial=0.9, final=0.85), TrainingGate())
-    assert result.failures == ["final loss 0.850 > 0.800", "loss decrease 6% < 20%"]
+    assert result.failures == ["final loss 0.85 > 0.8", "loss decrease 6% < 20%"]
 
 
 def test_contract_overrides_training_thresholds():
@@ -65,7 +68,29 @@ def test_backtest_gate_seed_thresholds():
         == "Backtest gate failed: win rate 44% < 45%"
     )
     assert check_backtest_gate(backtest(drawdown=0.41), gate).failures == ["max drawdown 41% > 40%"]
-    assert check_backtest_gate(backtest(sharpe=-0.6), gate).failures == ["Sharpe -0.60 < -0.50"]
-    assert check_backtest_gate(backtest(trades=0, win_rate=None, sharpe=None), gate).failures == [
-        "0 trades < 1"
+    assert check_backtest_gate(backtest(sharpe=-0.6), gate).failures == ["Sharpe -0.60 < -0.5"]
+
+
+def test_gate_messages_never_show_two_equal_numbers():
+    gate = BacktestGate()
+    assert check_backtest_gate(backtest(sharpe=-0.5004), gate).failures == ["Sharpe -0.5004 < -0.5"]
+    assert check_backtest_gate(backtest(win_rate=0.44996), gate).failures == ["win rate 44.996% < 45%"]
+    result = check_training_gate(training(accuracy=0.44999), TrainingGate())
+    assert result.failures == ["accuracy 0.44999 < 0.45"]
+
+
+def test_zero_closed_trades_and_undefined_numbers_fail_the_gate():
+    no_trades = backtest(trades=0, win_rate=None, sharpe=None)
+    assert check_backtest_gate(no_trades, BacktestGate()).failures == [
+        "0 closed trades < 1",
+        "win rate undefined (no closed trade)",
+        "Sharpe undefined (returns have no variance)",
+    ]
+    # a contract's min_trades of 0 does not let zero closed trades through
+    assert not check_backtest_gate(backtest(trades=0), BacktestGate(min_trades=0)).passed
+    assert check_backtest_gate(backtest(sharpe=None), BacktestGate()).failures == [
+        "Sharpe undefined (returns have no variance)"
+    ]
+    assert check_backtest_gate(backtest(win_rate=None), BacktestGate()).failures == [
+        "win rate undefined (no closed trade)"
     ]
