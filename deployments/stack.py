@@ -2,7 +2,9 @@
 deployments of prefect.yaml and a process worker, started (or found) and stopped by process id.
 
 What `up` started is written to ``$STRATLAB_HOME/stack.json`` (default ``~/.stratlab``), so `down` stops
-exactly that and nothing else, and the other commands find the server without being told.
+exactly that and nothing else, and the other commands find the server without being told. Each pid is
+recorded with the identity of its process (boot and start time): after a reboot, or long enough, the pid
+may belong to another process, and `down` never signals that one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from strategy_contract import atomic_write_text
-from tasks.processes import alive
+from tasks.processes import alive, process_identity, same_process
 
 REPO = Path(__file__).resolve().parents[1]
 POOL = "stratlab-process"
@@ -30,7 +32,15 @@ class Stack(BaseModel):
     api_url: str
     server_pid: int | None = None  # None: the server was already running, not ours to stop
     worker_pid: int | None = None
+    # tasks.processes.process_identity of each pid when `up` recorded it; None in a stack.json written
+    # before identities were recorded: such a pid is never signalled
+    server_identity: str | None = None
+    worker_identity: str | None = None
     logs: str = ""
+
+
+class StopRefused(RuntimeError):
+    """`down` was not allowed to signal a process it started (it runs as another user)."""
 
     @property
     def ui_url(self) -> str:
@@ -102,6 +112,20 @@ def _env(api: str) -> dict[str, str]:
     }
 
 
+def _adopt(name: str, pid: int | None, identity: str | None, say) -> tuple[int | None, str | None]:
+    """The (pid, identity) of a process a previous `up` recorded, if that very process still runs."""
+    if not alive(pid):
+        return None, None
+    if same_process(pid, identity):
+        return pid, identity
+    if identity is None:
+        say(
+            f"{name}: pid {pid} was recorded without a process identity (by an older `stratlab up`); "
+            f"not adopted. If it is a stale Prefect {name}, stop it by hand: kill -TERM -- -{pid}"
+        )
+    return None, None
+
+
 def up(port: int = 4200, wait_s: float = 120.0, say=print) -> Stack:
     """Find or start the server, set it up, deploy, and make sure a worker runs."""
     previous = load_stack()
@@ -109,7 +133,9 @@ def up(port: int = 4200, wait_s: float = 120.0, say=print) -> Stack:
     api = os.environ.get("PREFECT_API_URL") or (
         previous.api_url if previous else f"http://127.0.0.1:{port}/api"
     )
-    server_pid = previous.server_pid if previous and alive(previous.server_pid) else None
+    server_pid, server_identity = (
+        _adopt("server", previous.server_pid, previous.server_identity, say) if previous else (None, None)
+    )
     if healthy(api):
         say(f"server: found {api}")
     else:
@@ -121,18 +147,23 @@ def up(port: int = 4200, wait_s: float = 120.0, say=print) -> Stack:
             logs / "server.log",
             _env(api),
         )
+        server_identity = process_identity(server_pid)
         say(f"server: starting on 127.0.0.1:{port} (pid {server_pid}, log {logs / 'server.log'})")
         deadline = time.monotonic() + wait_s
         while not healthy(api):
             if time.monotonic() > deadline or not alive(server_pid):
                 raise RuntimeError(f"the Prefect server did not start; see {logs / 'server.log'}")
             time.sleep(1)
-    stack = Stack(api_url=api, server_pid=server_pid, logs=str(logs))
+    stack = Stack(api_url=api, server_pid=server_pid, server_identity=server_identity, logs=str(logs))
     atomic_write_text(state_file(), stack.model_dump_json(indent=2))
 
     configure(api, say)
-    worker_pid = previous.worker_pid if previous and previous.api_url == api else None
-    if alive(worker_pid):
+    worker_pid, worker_identity = (
+        _adopt("worker", previous.worker_pid, previous.worker_identity, say)
+        if previous and previous.api_url == api
+        else (None, None)
+    )
+    if worker_pid is not None:
         say(f"worker: running (pid {worker_pid})")
     else:
         worker_pid = _spawn(
@@ -140,8 +171,9 @@ def up(port: int = 4200, wait_s: float = 120.0, say=print) -> Stack:
             logs / "worker.log",
             _env(api),
         )
+        worker_identity = process_identity(worker_pid)
         say(f"worker: started on pool {POOL} (pid {worker_pid}, log {logs / 'worker.log'})")
-    stack.worker_pid = worker_pid
+    stack.worker_pid, stack.worker_identity = worker_pid, worker_identity
     atomic_write_text(state_file(), stack.model_dump_json(indent=2))
     return stack
 
@@ -214,30 +246,88 @@ def ensure_crash_detection() -> None:
 
 
 def down(say=print) -> dict:
-    """Stop the worker and the server that `up` started (by pid); leave anything else alone."""
+    """Stop the worker and the server that `up` started (by pid); leave anything else alone.
+
+    A pid is signalled only while it is the very process `up` recorded (same boot, same start time):
+    one that merely reuses the pid, or one recorded without an identity, is left alone, and `say` tells
+    why. stack.json is removed once nothing it records can still be ours; otherwise it keeps only
+    those entries. Returns {name: pid} of what was stopped; raises StopRefused (after trying both) when
+    the system refused to signal one of ours."""
     stack = load_stack()
-    stopped = {}
+    stopped: dict[str, int] = {}
     if stack is None:
         say("nothing to stop: no stack.json")
         return stopped
-    for name, pid in (("worker", stack.worker_pid), ("server", stack.server_pid)):
-        if alive(pid):
-            _stop(pid)
-            stopped[name] = pid
-            say(f"{name}: stopped (pid {pid})")
-    state_file().unlink(missing_ok=True)
+    refused: list[str] = []
+    for name in ("worker", "server"):
+        pid, identity = getattr(stack, f"{name}_pid"), getattr(stack, f"{name}_identity")
+        keep = False
+        if pid is None:
+            pass  # a server `up` found already running: not ours to stop
+        elif not alive(pid):
+            say(f"{name}: pid {pid} is no longer running")
+        elif identity is None:
+            keep = True
+            say(
+                f"{name}: pid {pid} was recorded without a process identity (stack.json from an older "
+                f"`stratlab up`), so whether it is still the {name} cannot be told; not signalled. "
+                f"If `ps -o pid,lstart,args -p {pid}` shows the Prefect {name}, stop it by hand: "
+                f"kill -TERM -- -{pid}"
+            )
+        elif not same_process(pid, identity):
+            keep = process_identity(pid) is None  # unreadable: it may still be ours
+            say(f"{name}: {_not_the_recorded(pid, identity)}; not signalled")
+        else:
+            try:
+                gone = _stop(pid, identity)
+            except PermissionError as exc:
+                keep = True
+                refused.append(
+                    f"{name}: not permitted to signal pid {pid} ({exc.strerror}); it runs as another "
+                    f"user: stop it as that user, e.g. sudo kill -TERM -- -{pid}"
+                )
+            else:
+                if gone:
+                    stopped[name] = pid
+                    say(f"{name}: stopped (pid {pid})")
+                else:
+                    keep = True
+                    say(f"{name}: pid {pid} still runs after SIGTERM and SIGKILL")
+        if not keep:
+            setattr(stack, f"{name}_pid", None)
+            setattr(stack, f"{name}_identity", None)
+    if stack.server_pid is None and stack.worker_pid is None:
+        state_file().unlink(missing_ok=True)
+    else:
+        atomic_write_text(state_file(), stack.model_dump_json(indent=2))
+        say(f"{state_file()} kept for what was not stopped; run `stratlab down` again once it is")
+    if refused:
+        raise StopRefused("; ".join(refused))
     return stopped
 
 
-def _stop(pid: int, grace_s: float = 20.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after the grace period."""
+def _not_the_recorded(pid: int, identity: str) -> str:
+    """Why the process at pid is not the one recorded with identity, in words."""
+    current = process_identity(pid)
+    if current is None:
+        return f"pid {pid}: its process identity cannot be read, so it cannot be told from another process"
+    if current.rsplit(":", 1)[0] != identity.rsplit(":", 1)[0]:
+        return f"pid {pid} now belongs to another process (the machine has restarted since `up` recorded it)"
+    return f"pid {pid} now belongs to another process (started after `up` recorded it)"
+
+
+def _stop(pid: int, identity: str, grace_s: float = 20.0) -> bool:
+    """SIGTERM the process group, then SIGKILL what is left after the grace period; each signal only
+    while pid is still the recorded process. True once it is gone. PermissionError propagates."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
+        if not same_process(pid, identity):
+            return True
         try:
             os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
+        except ProcessLookupError:  # it no longer leads a process group of its own: signal it alone
+            with suppress(ProcessLookupError):
+                os.kill(pid, sig)
         deadline = time.monotonic() + grace_s
-        while alive(pid) and time.monotonic() < deadline:
+        while same_process(pid, identity) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if not alive(pid):
-            return
+    return not same_process(pid, identity)
