@@ -17,6 +17,7 @@ from strategy_contract import ContractError, Strategy, describe_catalog, parse_s
 from tasks.data import DatasetInfo
 from tasks.llm import CallRecord, ClaudeSession, LLMFailure, as_plain
 from tasks.prompts import DESIGN_MAX_TOKENS, design_brief, design_request
+from tasks.settings import enforce_operator_rules
 from tasks.storage import PastCycle
 
 MAX_REQUESTS = 8  # model turns before we give up
@@ -109,8 +110,10 @@ class DesignTools:
                 "model": s.model.kind,
                 "status": p.status,
                 "reason": p.reason,
-                "in_sample_sharpe": p.in_sample_sharpe,
-                "in_sample_return": p.in_sample_return,
+                "judged_on": p.selection_part,
+                "sharpe": p.selection_sharpe,
+                "total_return": p.selection_return,
+                "closed_trades": p.selection_trades,
                 "verdict": p.verdict,
                 "learnings": [t[:HISTORY_TEXT_LIMIT] for t in p.learnings[:3]],
             }
@@ -138,14 +141,14 @@ class DesignTools:
         return strategy
 
     def _validate(self, contract: dict) -> tuple[str, None]:
-        strategy = self._check(contract)
+        strategy = enforce_operator_rules(self._check(contract))  # looser than the operator: an error
         return (
             f"valid: {strategy.strategy_id} ({len(strategy.indicators)} indicators, model {strategy.model.kind})",
             None,
         )
 
     def _save(self, contract: dict) -> tuple[str, Strategy]:
-        strategy = self._check(contract)
+        strategy = enforce_operator_rules(self._check(contract))  # saved as the cycle will run it
         if strategy.strategy_id in self.taken:
             raise ContractError(
                 "contract", [("strategy_id", f"'{strategy.strategy_id}' already exists; choose a new name")]
