@@ -6,6 +6,14 @@ parameters, the steps that had finished are read back instead of redone. Steps w
 (a data folder named by an environment variable, an API client) or whose repetition must be a new event
 (a call to Claude) are *uncached*. Results go to Prefect's result storage (``PREFECT_LOCAL_STORAGE_PATH``,
 or a shared storage block for a fleet of machines).
+
+Operator switch: ``STRATLAB_STEP_CACHE`` (default on). ``0``, ``off``, ``false`` or ``no`` (any case)
+turns the step cache off: `cached_step` then builds plain tasks with Prefect's ``NO_CACHE`` that neither
+read nor persist results, so every step is computed again (for timing computation, or when a cached
+result is suspect). It is read when `cached_step` builds a task, i.e. when ``tasks.*`` is imported, so
+set it in the environment of the process before it starts (``STRATLAB_STEP_CACHE=0 stratlab cycle ...``,
+or the worker's environment: its flow-run processes inherit it); changing it later in a running process
+does not affect tasks already built.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -26,6 +35,13 @@ from pydantic import BaseModel
 from tasks.provenance import REPO, library_versions
 
 CACHE_FOR = timedelta(days=7)
+STEP_CACHE_ENV = "STRATLAB_STEP_CACHE"
+_OFF = frozenset({"0", "off", "false", "no"})
+
+
+def step_cache_enabled() -> bool:
+    """Whether ``$STRATLAB_STEP_CACHE`` leaves the step cache on (unset or anything but 0/off/false/no)."""
+    return os.environ.get(STEP_CACHE_ENV, "").strip().lower() not in _OFF
 
 
 def content_hash(value: Any) -> str:
@@ -76,6 +92,9 @@ def _step_key(context: Any, parameters: dict[str, Any]) -> str:
 
 
 def cached_step(fn: Callable, name: str):
+    """A step whose result is persisted and keyed by content, or an uncached one when the switch is off."""
+    if not step_cache_enabled():
+        return uncached_step(fn, name)
     policy = CacheKeyFnPolicy(cache_key_fn=_step_key)
     return task(fn, name=name, persist_result=True, cache_policy=policy, cache_expiration=CACHE_FOR)
 

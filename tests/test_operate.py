@@ -20,6 +20,8 @@ import pytest
 import yaml
 from conftest import STRATEGIES
 
+pytestmark = pytest.mark.slow
+
 SLOW = {  # a contract whose training runs long enough to be cancelled in the middle
     **yaml.safe_load((STRATEGIES / "fuzzy_momentum_mlp.yaml").read_text()),
     "strategy_id": "slow_training_mlp",
