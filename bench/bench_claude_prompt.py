@@ -43,16 +43,21 @@ def fake_history(folder: Path, n: int) -> None:
         strategy = design_offline(seed, [], "SPX", "1d", 0.006).model_copy(
             update={"strategy_id": f"past_{seed:02d}"}
         )
+        run = folder / strategy.strategy_id / f"20261101T000000Z-{seed:08d}"
         save_strategy(strategy, folder)
+        save_strategy(strategy, run)
+        (run / f"{strategy.strategy_id}.yaml").rename(run / "contract.yaml")
         atomic_write_json(
-            folder / strategy.strategy_id / "cycle.json",
+            run / "cycle.json",
             {
                 "history": {
                     "strategy_id": strategy.strategy_id,
                     "family": "neuro_fuzzy",
                     "status": "completed",
-                    "in_sample_sharpe": 0.4,
-                    "in_sample_return": 0.12,
+                    "selection_part": "validation",
+                    "selection_sharpe": 0.4,
+                    "selection_return": 0.12,
+                    "selection_trades": 31,
                     "verdict": "iterate",
                     "started_at": f"2026-11-{seed + 1:02d}T00:00:00+00:00",
                     "learnings": [
@@ -77,7 +82,7 @@ def measure(history_size: int) -> list[dict]:
             tool_use("save_contract", CONTRACT),
         )
         session = ClaudeSession(DEFAULT_MODEL, BudgetLedger(limit_usd=100))
-        tools = DesignTools(list_datasets(), load_history(folder), set(), "SPX", "1d")
+        tools = DesignTools(list_datasets(), load_history(folder).entries, set(), "SPX", "1d")
         design_with_claude(session, tools)
         return [c.model_dump() for c in session.calls]
 
@@ -94,14 +99,14 @@ def measure_assessment() -> dict:
     strategy = load_strategy(REPO / "strategies/ema_cross_atr.yaml")
     bars = load_bars(strategy.symbol, strategy.timeframe)
     bounds = split_bounds(len(bars), strategy.data)
-    report = run_backtest(strategy, bars, feature_frame(bars, strategy), bounds.in_sample, bounds.test)
+    report = run_backtest(strategy, bars, feature_frame(bars, strategy), bounds)
     answer = {
         "verdict": "reject",
-        "summary": "Overfit: strong in-sample, negative held-out.",
+        "summary": "No edge on the selection bars: Sharpe below zero, few trades.",
         "strengths": ["low drawdown"],
-        "weaknesses": ["held-out Sharpe -2.8", "13 trades"],
+        "weaknesses": ["train+validation Sharpe -0.4", "13 trades"],
         "suggestions": ["longer history"],
-        "learnings": ["EMA crosses on hourly EURUSD did not survive 2017 Q4"],
+        "learnings": ["EMA crosses on hourly EURUSD had no edge on 2017 train+validation bars"],
     }
     with tempfile.TemporaryDirectory() as tmp, FakeAnthropic() as fake:
         os.environ.update(

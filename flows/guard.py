@@ -32,23 +32,19 @@ def ensure_cycle_limit() -> None:
 
 
 def clear_abandoned_stages() -> list[str]:
-    """Remove staging folders of cycles that ended without cleaning up (a killed process): their run is
-    final, or unknown to this API. Called while holding the cycle slot, so no live cycle is touched."""
-    from uuid import UUID
+    """Remove staging folders whose owning process is provably gone (a killed cycle on this host).
 
-    from tasks.storage import discard_stage, staged_runs
+    A stage is kept whenever that cannot be proved: its owner runs, runs on another host, or left no
+    readable owner record. Two Prefect homes may share one strategies folder, so what this API knows
+    about runs says nothing about another home's live cycle.
+    """
+    from tasks.storage import discard_stage, stage_owner_gone, staged_runs
 
     removed = []
-    with get_client(sync_client=True) as client:
-        for run_id in staged_runs():
-            try:
-                run = client.read_flow_run(UUID(run_id))
-                final = run.state is None or run.state.is_final()
-            except (ObjectNotFound, ValueError):
-                final = True
-            if final:
-                discard_stage(run_id)
-                removed.append(run_id)
+    for run_id in staged_runs():
+        if stage_owner_gone(run_id):
+            discard_stage(run_id)
+            removed.append(run_id)
     return removed
 
 

@@ -3,11 +3,17 @@
 The flow only puts tasks in order and branches on gates. A gate that says no ends the run Failed with
 the gate's reason, and its results are still kept (later designs learn from failures). An error in any
 step ends the run Failed with the step and the reason, and leaves nothing in ``strategies/``.
+
+What may choose (DESIGN.md, the research protocol): the gates, the assessment and the history that
+later designs read all come from the *selection* part of the data (validation for a fitted model,
+train + validation for rules). The held-out part is backtested once per cycle, recorded and shown to
+the person, and read by nothing else. The operator's floors (``stratlab.toml``) apply to every contract.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,8 +29,7 @@ from flows.guard import one_cycle_at_a_time
 from flows.progress import PhaseReporter
 from flows.summary import summary_markdown
 from strategy_contract import Strategy, load_strategy
-from strategy_contract.models import DataSplit
-from tasks.assess import assess
+from tasks.assess import assess, held_out_summary
 from tasks.assess_llm import assess_claude
 from tasks.backtest import backtest
 from tasks.budget import BudgetExhausted, BudgetLedger
@@ -36,8 +41,9 @@ from tasks.gates import check_backtest_gate, check_training_gate
 from tasks.llm import ClaudeSession, LLMFailure
 from tasks.pricing import DEFAULT_MODEL
 from tasks.provenance import provenance
+from tasks.settings import enforce_operator_rules, operator_settings
 from tasks.splits import split_bounds
-from tasks.storage import Stage, load_history, strategies_dir
+from tasks.storage import History, Stage, load_history, strategies_dir
 from tasks.train import train
 
 Who = Literal["auto", "local", "claude"]
@@ -76,6 +82,7 @@ class CycleResult(BaseModel):
     metrics: dict = Field(default_factory=dict)
     artifacts: dict[str, str] = Field(default_factory=dict)
     phase_seconds: dict[str, float] = Field(default_factory=dict)
+    held_out: str | None = Field(None, description="The held-out result in a sentence, for the person.")
     llm: dict = Field(default_factory=dict, description="Tokens and dollars per call and per phase.")
     duration_s: float = 0.0
     started_at: str = ""
@@ -102,18 +109,22 @@ def _cycle(params: CycleParams) -> State:
     assessor = resolve_who(params.assessor)
     progress = PhaseReporter()
     stage = Stage(run_id=run_id)
-    strategy: Strategy | None = None
+    designed: Strategy | None = None
     session: ClaudeSession | None = None
     try:
         if "claude" in (designer, assessor):
             session = ClaudeSession(params.model, BudgetLedger(), cycle_id=run_id)
         progress.enter("designing", params.strategy_file or f"{designer} designer")
-        strategy, market = _design(params, designer, session, stage)
-        result.strategy_id = progress.strategy_id = strategy.strategy_id
+        history = load_history()
+        for problem in history.unreadable:
+            progress.note(f"unreadable past result, left out of the history: {problem}")
+        designed, market = _design(params, designer, session, stage, history)
+        result.strategy_id = progress.strategy_id = designed.strategy_id
+        strategy = enforce_operator_rules(designed)  # the operator's floors; raises naming each field
         progress.note(
             f"{strategy.strategy_id} on {market.symbol} {market.timeframe} ({len(market.bars)} bars)"
         )
-        record = provenance(params.seed, market.sha256, market.source)
+        record = {**provenance(params.seed, market.sha256, market.source), "operator": _as_run(strategy)}
 
         progress.enter("features")
         frame = features(market.bars, strategy)
@@ -139,17 +150,20 @@ def _cycle(params: CycleParams) -> State:
         else:
             progress.enter("training", "skipped: rule-only strategy")
 
-        progress.enter("backtesting", "vectorbt, held-out bars")
-        report = backtest(strategy, market.bars, frame, bounds.in_sample, bounds.test)
+        part = bounds.selection_part(strategy.has_model)
+        progress.enter("backtesting", f"vectorbt, {part} bars (the gate) and held-out bars (for you)")
+        report = backtest(strategy, market.bars, frame, bounds)
         result.metrics["backtest"] = {
-            "in_sample": report.in_sample.model_dump(),
-            "out_of_sample": report.out_of_sample.model_dump(),
+            "selection_part": report.selection_part,
+            "selection": report.selection.model_dump(mode="json"),
+            "held_out": report.held_out.model_dump(mode="json"),
         }
+        result.held_out = held_out_summary(report)
         stage.write_json("backtest.json", {**report.model_dump(mode="json"), "provenance": record})
-        oos = report.out_of_sample
-        sharpe = "n/a" if oos.sharpe is None else f"{oos.sharpe:.2f}"
-        progress.note(f"held-out return {oos.total_return:.2%}, Sharpe {sharpe}, {oos.trades} trades")
-        gate = check_backtest_gate(oos, strategy.gates.backtest)
+        sel = report.selection
+        sharpe = "n/a" if sel.sharpe is None else f"{sel.sharpe:.2f}"
+        progress.note(f"{part} return {sel.total_return:.2%}, Sharpe {sharpe}, {sel.trades} closed trades")
+        gate = check_backtest_gate(sel, strategy.gates.backtest)
         if not gate.passed:
             raise GateFailed(gate.reason)
 
@@ -170,11 +184,11 @@ def _cycle(params: CycleParams) -> State:
         progress.enter("saving")
         result.status = "completed"
         _account(result, progress, started, session)
-        return _conclude(result, strategy, stage, progress, record, learnings=assessment.learnings)
+        return _conclude(result, designed, stage, progress, record, learnings=assessment.learnings)
     except GateFailed as gate_failure:
         result.failed_phase, result.reason = progress.phase, str(gate_failure)
         _account(result, progress, started, session)
-        return _conclude(result, strategy, stage, progress, record, learnings=[])
+        return _conclude(result, designed, stage, progress, record, learnings=[])
     except Exception as exc:
         result.failed_phase = progress.phase
         _account(result, progress, started, session)
@@ -196,23 +210,19 @@ def resolve_who(who: str) -> str:
 
 
 def _design(
-    params: CycleParams, designer: str, session: ClaudeSession | None, stage: Stage
+    params: CycleParams, designer: str, session: ClaudeSession | None, stage: Stage, history: History
 ) -> tuple[Strategy, Market]:
-    """Load the given contract, or pick a market and let a designer create one."""
+    """Load the given contract (on another market it gets its own id), or pick a market and let a
+    designer create one from the history's selection-part results."""
     if params.strategy_file:
         strategy = load_strategy(params.strategy_file)
-        if params.symbol or params.timeframe:
-            strategy = strategy.model_copy(
-                update={
-                    "markets": [params.symbol or strategy.symbol],
-                    "timeframes": [params.timeframe or strategy.timeframe],
-                }
-            )
-            strategy = Strategy.model_validate(strategy.model_dump())
+        strategy = strategy.on_market(
+            (params.symbol or strategy.symbol).upper(), params.timeframe or strategy.timeframe
+        )
         return strategy, load_market_data(strategy.symbol, strategy.timeframe)
     if designer == "claude":
         taken = {p.stem for p in strategies_dir().glob("*.yaml")}
-        tools = DesignTools(list_datasets(), load_history(), taken, params.symbol, params.timeframe)
+        tools = DesignTools(list_datasets(), history.entries, taken, params.symbol, params.timeframe)
         outcome = design_claude(session, tools)
         stage.write_json(
             "design.json",
@@ -226,10 +236,21 @@ def _design(
         return outcome.strategy, load_market_data(outcome.strategy.symbol, outcome.strategy.timeframe)
     symbol, timeframe = _pick_market(params)
     market = load_market_data(symbol, timeframe)
-    in_sample_end = split_bounds(len(market.bars), DataSplit()).in_sample[1]
-    volatility = median_abs_return(market.bars, in_sample_end)
-    strategy = design(params.seed, load_history(), symbol, timeframe, volatility)
+    # scale from the train part of the operator's split: bars that no design will hold out
+    split = operator_settings().default_split()
+    volatility = median_abs_return(market.bars, split_bounds(len(market.bars), split).train[1])
+    strategy = design(params.seed, history.entries, symbol, timeframe, volatility)
     return strategy, market
+
+
+def _as_run(strategy: Strategy) -> dict:
+    """The gates, costs and split this cycle ran with, after the operator's floors were applied."""
+    return {
+        "gates": strategy.gates.model_dump(),
+        "fees": strategy.risk_model.fees,
+        "slippage": strategy.risk_model.slippage,
+        "data": strategy.data.model_dump(),
+    }
 
 
 def _account(
@@ -275,34 +296,43 @@ def _conclude(
     record: dict,
     learnings: list[str],
 ) -> State:
-    """Write cycle.json, commit the staged results, publish the summary artifact, return the state."""
-    final = strategies_dir() / strategy.strategy_id
+    """Write cycle.json, commit the staged results, publish the summary artifact, return the state.
+
+    ``history`` in cycle.json is what later designs read: selection-part numbers only.
+    """
+    started_at = datetime.fromisoformat(result.started_at)
+    final = strategies_dir() / strategy.strategy_id / stage.run_folder_name(started_at)
     result.artifacts = {
         "strategy": str(strategies_dir() / f"{strategy.strategy_id}.yaml"),
         "results": str(final),
     }
     result.artifacts.update({p.stem: str(final / p.name) for p in sorted(stage.results.iterdir())})
     result.artifacts["cycle"] = str(final / "cycle.json")
-    backtest_is = result.metrics.get("backtest", {}).get("in_sample", {})
+    backtest = result.metrics.get("backtest", {})
+    selection = backtest.get("selection", {})
     history = {
         "strategy_id": strategy.strategy_id,
         "family": family_of(strategy),
         "status": result.status,
         "reason": result.reason,
-        "in_sample_sharpe": backtest_is.get("sharpe"),
-        "in_sample_return": backtest_is.get("total_return"),
+        "selection_part": backtest.get("selection_part"),
+        "selection_sharpe": selection.get("sharpe"),
+        "selection_return": selection.get("total_return"),
+        "selection_trades": selection.get("trades"),
         "verdict": result.verdict,
         "learnings": learnings,
         "started_at": result.started_at,
     }
+    if history["selection_part"] is None:
+        del history["selection_part"]  # a training-gate failure: no backtest ran
     stage.write_json(
         "cycle.json", {**result.model_dump(mode="json"), "history": history, "provenance": record}
     )
-    stage.commit(strategy)
+    stage.commit(strategy, started_at)
     progress.finish()
     create_markdown_artifact(
         markdown=summary_markdown(result, strategy),
-        key=f"cycle-{strategy.strategy_id.replace('_', '-')}",
+        key="cycle-" + re.sub(r"[^a-z0-9]+", "-", strategy.strategy_id),
         description=f"Research cycle of {strategy.strategy_id}: {result.status}",
     )
     if result.status == "completed":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from strategy_contract import Strategy
@@ -24,20 +25,35 @@ HEADLINE_METRICS = (
 
 
 def fmt(value) -> str:
-    """A metric as a person reads it: 4 decimals, 'n/a' when undefined."""
+    """A metric as a person reads it: 4 decimals, 'inf' for a profit factor without losers, 'n/a' when
+    undefined."""
     if value is None:
         return "n/a"
+    if value == "Infinity" or (isinstance(value, float) and math.isinf(value)):
+        return "inf"
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
 
 
+def backtest_columns(backtest: dict) -> tuple[str, str]:
+    """Column titles: the selection part by its name ('validation' or 'train+validation'), then held-out."""
+    return backtest.get("selection_part", "selection"), "held-out (for you only)"
+
+
 def backtest_rows(backtest: dict) -> list[tuple[str, str, str]]:
-    """(metric, in-sample, held-out) for the headline metrics of a cycle's backtest."""
-    return [
-        (k, fmt(backtest["in_sample"].get(k)), fmt(backtest["out_of_sample"].get(k)))
-        for k in HEADLINE_METRICS
+    """(metric, selection part, held-out) for the headline metrics of a cycle's backtest."""
+    rows = [
+        (k, fmt(backtest["selection"].get(k)), fmt(backtest["held_out"].get(k))) for k in HEADLINE_METRICS
     ]
+    rows.append(
+        (
+            "open_at_end",
+            "yes" if backtest["selection"].get("open_position") else "no",
+            "yes" if backtest["held_out"].get("open_position") else "no",
+        )
+    )
+    return rows
 
 
 def summary_markdown(result: CycleResult, strategy: Strategy) -> str:
@@ -65,9 +81,17 @@ def summary_markdown(result: CycleResult, strategy: Strategy) -> str:
         lines.append("")
     backtest = result.metrics.get("backtest")
     if backtest:
-        lines += ["## Backtest", "", "| metric | in-sample | held-out |", "|---|---|---|"]
-        lines += [f"| {key} | {ins} | {oos} |" for key, ins, oos in backtest_rows(backtest)]
-        lines.append("")
+        selection, held_out = backtest_columns(backtest)
+        lines += [
+            "## Backtest",
+            "",
+            f"The gate, the assessment and later designs read the {selection} bars only.",
+            "",
+            f"| metric | {selection} | {held_out} |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {key} | {sel} | {ho} |" for key, sel, ho in backtest_rows(backtest)]
+        lines += ["", result.held_out or "", ""]
     lines += ["## Files", ""] + [f"- {name}: `{path}`" for name, path in result.artifacts.items()]
     lines += ["", f"Phase seconds: {result.phase_seconds}; total {result.duration_s:.1f} s."]
     return "\n".join(lines)

@@ -82,7 +82,11 @@ def load_strategy(path: str | Path) -> Strategy:
 
 
 def strategy_to_yaml(strategy: Strategy) -> str:
-    return yaml.safe_dump(strategy.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100)
+    """The contract as YAML, with the fields it sets (and its version): a field it leaves out keeps
+    meaning "the default", which for gates, costs and the split is the operator's setting."""
+    data = strategy.model_dump(mode="json", exclude_unset=True)
+    head = {"contract_version": strategy.contract_version, "strategy_id": strategy.strategy_id}
+    return yaml.safe_dump({**head, **data}, sort_keys=False, allow_unicode=True, width=100)
 
 
 def save_strategy(strategy: Strategy, directory: str | Path) -> Path:

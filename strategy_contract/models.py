@@ -24,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from strategy_contract.catalog import CATALOG, MODEL_OUTPUTS, PRICE_FIELDS
 
 CONTRACT_VERSION = 1
-STRATEGY_ID_PATTERN = r"^[a-z][a-z0-9_]{1,62}[a-z0-9]$"
+# A slug, optionally followed by '@<market>' for a contract run on another market than its own.
+STRATEGY_ID_PATTERN = r"^[a-z][a-z0-9_]{1,62}[a-z0-9](@[a-z0-9][a-z0-9_]{0,22}[a-z0-9])?$"
+STRATEGY_ID_MAX = 88
 SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 
 
@@ -44,12 +46,15 @@ def validate_strategy_id(name: str) -> str:
     """Check a strategy name from anywhere (CLI, LLM, file) before it touches a path."""
     if not isinstance(name, str) or not name:
         raise ValueError("strategy_id: must be a non-empty string")
-    if len(name) > 64:
-        raise ValueError(f"strategy_id: '{name[:20]}...' is {len(name)} characters; the limit is 64")
+    if len(name) > STRATEGY_ID_MAX:
+        raise ValueError(
+            f"strategy_id: '{name[:20]}...' is {len(name)} characters; the limit is {STRATEGY_ID_MAX}"
+        )
     if not re.fullmatch(STRATEGY_ID_PATTERN, name):
         raise ValueError(
             f"strategy_id: '{name}' is not a safe name; use 3-64 lower-case letters, digits and "
-            "underscores, starting with a letter (it becomes a file name)"
+            "underscores, starting with a letter, optionally followed by '@' and a market such as "
+            "'@spx_1d' (it becomes a file name)"
         )
     return name
 
@@ -368,7 +373,7 @@ class Strategy(_Model):
     """A complete, versioned strategy. ``strategy_id`` becomes a file name, so it is a safe slug."""
 
     contract_version: Literal[1] = Field(CONTRACT_VERSION, description="Version of this document format.")
-    strategy_id: str = Field(pattern=STRATEGY_ID_PATTERN, max_length=64)
+    strategy_id: str = Field(pattern=STRATEGY_ID_PATTERN, max_length=STRATEGY_ID_MAX)
     version: int = Field(1, ge=1, description="Revision of this strategy.")
     thesis: str = Field(
         min_length=10, max_length=2000, description="Why it should work, in a sentence or two."
@@ -512,3 +517,19 @@ class Strategy(_Model):
     @property
     def has_model(self) -> bool:
         return isinstance(self.model, MLPModel)
+
+    def on_market(self, symbol: str, timeframe: str) -> Strategy:
+        """This contract run on another market: its own id gains '@<symbol>_<timeframe>'
+        (``ema_cross_atr@spx_1d``), so the run never mixes with, or rewrites, the original's files.
+        Costs belong to a market, so on another symbol the contract's fees and slippage are dropped and
+        that market's defaults (the operator's cost floors) apply."""
+        if (symbol, timeframe) == (self.symbol, self.timeframe):
+            return self
+        base = self.strategy_id.split("@")[0]
+        market = re.sub(r"[^a-z0-9]+", "_", f"{symbol}_{timeframe}".lower()).strip("_")
+        data = self.model_dump(mode="json", exclude_unset=True)
+        data.update(strategy_id=f"{base}@{market}", markets=[symbol], timeframes=[timeframe])
+        if symbol != self.symbol:
+            for cost in ("fees", "slippage"):
+                data.get("risk_model", {}).pop(cost, None)
+        return Strategy.model_validate(data)

@@ -110,7 +110,7 @@ def _show_progress() -> None:
 
 
 def _print_result(result) -> None:
-    from flows.summary import backtest_rows
+    from flows.summary import backtest_columns, backtest_rows
 
     colour = "green" if result.status == "completed" else "red"
     console.print()
@@ -130,10 +130,12 @@ def _print_result(result) -> None:
         )
     backtest = result.metrics.get("backtest")
     if backtest:
-        table = Table("metric", "in-sample", "held-out")
+        table = Table("metric", *backtest_columns(backtest))
         for row in backtest_rows(backtest):
             table.add_row(*row)
         console.print(table)
+    if result.held_out:
+        console.print(result.held_out)
     cycle_llm = result.llm.get("cycle")
     if cycle_llm:
         console.print(
@@ -184,9 +186,13 @@ def up(
 @app.command()
 def down(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Stop the worker and server that `stratlab up` started."""
+    from deployments.stack import StopRefused
     from deployments.stack import down as stack_down
 
-    stopped = stack_down(say=(lambda _: None) if as_json else console.print)
+    try:
+        stopped = stack_down(say=(lambda _: None) if as_json else console.print)
+    except (StopRefused, OSError) as exc:
+        raise _fail(str(exc)) from None
     if as_json:
         _print_json({"stopped": stopped})
 
@@ -326,24 +332,32 @@ def data_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @strategies_app.command("list")
 def strategies_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Every contract in the strategies folder, with its last cycle's outcome."""
+    """Every contract in the strategies folder, with its latest run's outcome."""
     from tasks.catalogue import strategy_summaries
 
     rows = strategy_summaries()
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    table = Table("strategy", "market", "model", "last cycle", "verdict", "held-out Sharpe", "reason")
+    table = Table(
+        "strategy",
+        "market",
+        "model",
+        "runs",
+        "last run",
+        "verdict",
+        "Sharpe (selection)",
+        "Sharpe (held-out)",
+    )
     for r in rows:
-        sharpe = r.get("oos_sharpe")
         table.add_row(
             r["strategy_id"],
             r["market"],
             r["model"],
-            r.get("status") or "never run",
+            str(r.get("runs", 0)),
+            r.get("status") or r.get("error") or "never run",
             r.get("verdict") or "",
-            "" if sharpe is None else f"{sharpe:.2f}",
-            r.get("reason") or r.get("error") or "",
+            *("" if r.get(k) is None else f"{r[k]:.2f}" for k in ("selection_sharpe", "held_out_sharpe")),
         )
     console.print(table)
 

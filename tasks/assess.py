@@ -1,11 +1,14 @@
 """The offline assessor: a verdict, strengths, weaknesses, suggestions and learnings from the metrics.
 
-The learnings are what later designs read (``tasks/design.py``); verdicts follow seed 003:
+An assessment judges the *selection* part of the data only: its verdict and learnings are what later
+designs read (``tasks/design.py``, Claude's ``recent_strategies``), so the held-out part stays out of it
+and is reported to the person separately (:func:`held_out_summary`). Verdicts follow seed 003:
 ``promote_candidate``, ``iterate`` or ``reject``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel
@@ -29,60 +32,56 @@ class Assessment(BaseModel):
     metrics: dict[str, float | int | None]
 
 
-def _degradation(is_sharpe: float | None, oos_sharpe: float | None) -> float | None:
-    """How much of the in-sample Sharpe survives out of sample (seed 003's OOS degradation)."""
-    if is_sharpe is None or oos_sharpe is None or is_sharpe <= 0:
-        return None
-    return (is_sharpe - oos_sharpe) / is_sharpe
-
-
 def headline_metrics(backtest: BacktestReport) -> dict[str, float | int | None]:
-    """The numbers an assessment is about, recorded with it whoever wrote it."""
-    oos, ins = backtest.out_of_sample, backtest.in_sample
+    """The selection-part numbers an assessment is about, recorded with it whoever wrote it."""
+    sel = backtest.selection
     return {
-        "oos_sharpe": oos.sharpe,
-        "oos_total_return": oos.total_return,
-        "oos_max_drawdown": oos.max_drawdown,
-        "oos_win_rate": oos.win_rate,
-        "oos_trades": oos.trades,
-        "oos_profit_factor": oos.profit_factor,
-        "is_sharpe": ins.sharpe,
-        "oos_degradation": _degradation(ins.sharpe, oos.sharpe),
+        "selection_sharpe": sel.sharpe,
+        "selection_total_return": sel.total_return,
+        "selection_benchmark_return": sel.benchmark_return,
+        "selection_max_drawdown": sel.max_drawdown,
+        "selection_win_rate": sel.win_rate,
+        "selection_trades": sel.trades,
+        "selection_profit_factor": sel.profit_factor,
     }
+
+
+def _profit_factor_text(pf: float) -> str:
+    return "infinite (no losing trade)" if math.isinf(pf) else f"{pf:.2f}"
 
 
 def assess_offline(
     strategy: Strategy, backtest: BacktestReport, training: TrainingMetrics | None
 ) -> Assessment:
-    oos, ins = backtest.out_of_sample, backtest.in_sample
+    """Judge the selection part only (validation for a fitted model, train + validation for rules):
+    the verdict and the learnings feed later designs, so the held-out part must not be in them."""
+    sel, part = backtest.selection, backtest.selection_part
     strengths, weaknesses, suggestions = [], [], []
-    sharpe = oos.sharpe if oos.sharpe is not None else 0.0
-    pf = oos.profit_factor or 0.0
-    degradation = _degradation(ins.sharpe, oos.sharpe)
+    sharpe = sel.sharpe if sel.sharpe is not None else 0.0
+    pf = sel.profit_factor if sel.profit_factor is not None else 0.0
 
     if sharpe >= 1.0:
-        strengths.append(f"out-of-sample Sharpe {sharpe:.2f} is strong")
+        strengths.append(f"{part} Sharpe {sharpe:.2f} is strong")
     elif sharpe <= 0:
-        weaknesses.append(f"out-of-sample Sharpe {sharpe:.2f}: no risk-adjusted edge on held-out data")
-    if pf >= 1.3:
+        weaknesses.append(f"{part} Sharpe {sharpe:.2f}: no risk-adjusted edge")
+    if math.isinf(pf):
+        strengths.append(f"all {sel.trades} closed trades won: profit factor {_profit_factor_text(pf)}")
+    elif pf >= 1.3:
         strengths.append(f"profit factor {pf:.2f}: winners outweigh losers")
-    elif oos.trades and pf < 1.0:
+    elif sel.trades and pf < 1.0:
         weaknesses.append(f"profit factor {pf:.2f} < 1: losses outweigh gains")
-    if oos.total_return > oos.benchmark_return:
-        strengths.append(f"return {oos.total_return:.1%} beats buy-and-hold {oos.benchmark_return:.1%}")
+    if sel.total_return > sel.benchmark_return:
+        strengths.append(f"return {sel.total_return:.1%} beats buy-and-hold {sel.benchmark_return:.1%}")
     else:
-        weaknesses.append(f"return {oos.total_return:.1%} trails buy-and-hold {oos.benchmark_return:.1%}")
-    if oos.max_drawdown <= 0.1:
-        strengths.append(f"max drawdown {oos.max_drawdown:.1%} is contained")
-    elif oos.max_drawdown > 0.25:
-        weaknesses.append(f"max drawdown {oos.max_drawdown:.1%} is deep")
+        weaknesses.append(f"return {sel.total_return:.1%} trails buy-and-hold {sel.benchmark_return:.1%}")
+    if sel.max_drawdown <= 0.1:
+        strengths.append(f"max drawdown {sel.max_drawdown:.1%} is contained")
+    elif sel.max_drawdown > 0.25:
+        weaknesses.append(f"max drawdown {sel.max_drawdown:.1%} is deep")
         suggestions.append("tighten the stop loss or reduce position_size")
-    if oos.trades < 10:
-        weaknesses.append(f"only {oos.trades} held-out trades: too few to trust the statistics")
+    if sel.trades < 10:
+        weaknesses.append(f"only {sel.trades} closed trades on {part} bars: too few to trust the statistics")
         suggestions.append("loosen the entry rules or test on a longer history")
-    if degradation is not None and degradation > 0.5:
-        weaknesses.append(f"Sharpe falls {degradation:.0%} from in-sample to out-of-sample: likely overfit")
-        suggestions.append("simplify the rules or widen the optimisation steps")
     if training is not None:
         lift = training.accuracy - training.baseline_accuracy
         if lift < 0.02:
@@ -93,11 +92,11 @@ def assess_offline(
             suggestions.append("try other fuzzy inputs, a longer lookback or a different label threshold")
         else:
             strengths.append(f"model beats the majority-class baseline by {lift:.1%} accuracy")
-    if oos.fees_paid > 0.5 * abs(oos.final_value - strategy.risk_model.init_cash) and oos.trades > 0:
-        weaknesses.append(f"fees {oos.fees_paid:.2f} eat a large share of the result")
+    if sel.fees_paid > 0.5 * abs(sel.final_value - strategy.risk_model.init_cash) and sel.trades > 0:
+        weaknesses.append(f"fees {sel.fees_paid:.2f} eat a large share of the result")
         suggestions.append("trade less often: slower signals or a trend filter")
 
-    if sharpe >= 1.0 and pf >= 1.3 and oos.trades >= 10 and (degradation is None or degradation <= 0.5):
+    if sharpe >= 1.0 and pf >= 1.3 and sel.trades >= 10:
         verdict: Verdict = "promote_candidate"
     elif sharpe > 0 and pf >= 1.0:
         verdict = "iterate"
@@ -110,12 +109,12 @@ def assess_offline(
     indicator_types = sorted({ind.type for ind in strategy.indicators})
     learnings = [
         f"{family} {'+'.join(indicator_types)} on {strategy.symbol} {strategy.timeframe}: "
-        f"OOS Sharpe {sharpe:.2f}, return {oos.total_return:.1%}, {oos.trades} trades -> {verdict}"
+        f"{part} Sharpe {sharpe:.2f}, return {sel.total_return:.1%}, {sel.trades} trades -> {verdict}"
     ]
     summary = (
-        f"{strategy.strategy_id}: {verdict.replace('_', ' ')}. Held-out return {oos.total_return:.1%} "
-        f"(buy-and-hold {oos.benchmark_return:.1%}), Sharpe {sharpe:.2f}, max drawdown {oos.max_drawdown:.1%}, "
-        f"{oos.trades} trades."
+        f"{strategy.strategy_id}: {verdict.replace('_', ' ')} on {part} bars. Return {sel.total_return:.1%} "
+        f"(buy-and-hold {sel.benchmark_return:.1%}), Sharpe {sharpe:.2f}, max drawdown {sel.max_drawdown:.1%}, "
+        f"{sel.trades} closed trades, profit factor {_profit_factor_text(pf)}."
     )
     return Assessment(
         strategy_id=strategy.strategy_id,
@@ -127,6 +126,19 @@ def assess_offline(
         suggestions=suggestions,
         learnings=learnings,
         metrics=headline_metrics(backtest),
+    )
+
+
+def held_out_summary(backtest: BacktestReport) -> str:
+    """The held-out result in one sentence, for the person: no design, gate or learning reads it."""
+    sel, ho = backtest.selection, backtest.held_out
+    sharpe = "n/a" if ho.sharpe is None else f"{ho.sharpe:.2f}"
+    sel_sharpe = "n/a" if sel.sharpe is None else f"{sel.sharpe:.2f}"
+    open_note = ", plus one position open at the end" if ho.open_position is not None else ""
+    return (
+        f"Held-out {ho.start[:10]} to {ho.end[:10]}: return {ho.total_return:.1%} "
+        f"(buy-and-hold {ho.benchmark_return:.1%}), Sharpe {sharpe} ({backtest.selection_part}: "
+        f"{sel_sharpe}), max drawdown {ho.max_drawdown:.1%}, {ho.trades} closed trades{open_note}."
     )
 
 

@@ -26,13 +26,16 @@ class SubmittedAssessment(BaseModel):
 
 
 def assessment_brief(strategy: Strategy, backtest: BacktestReport, training: TrainingMetrics | None) -> str:
-    """The facts the assessor judges, as compact JSON (no trade list, no loss curve)."""
+    """The facts the assessor judges, as compact JSON (no trade list, no loss curve). Only the selection
+    part is shown: the assessment's learnings feed later designs, so the held-out part stays out."""
     facts = {
         "contract": strategy.model_dump(mode="json", exclude={"optimization_space", "gates"}),
-        "training": training.model_dump(exclude={"loss_curve"}) if training else None,
+        "training": training.model_dump(mode="json", exclude={"loss_curve", "test_accuracy"})
+        if training
+        else None,
         "backtest": {
-            "in_sample": backtest.in_sample.model_dump(),
-            "held_out": backtest.out_of_sample.model_dump(),
+            "part": backtest.selection_part,
+            "metrics": backtest.selection.model_dump(mode="json"),
         },
     }
     return "Assess this research cycle.\n" + json.dumps(facts, separators=(",", ":"), default=str)

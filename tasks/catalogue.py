@@ -1,4 +1,4 @@
-"""Read-only views of the strategies folder: what exists and how its last cycle went."""
+"""Read-only views of the strategies folder: what exists and how its latest run went."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from strategy_contract import ContractError, load_strategy, strategy_to_yaml, validate_strategy_id
-from tasks.storage import results_dir, strategies_dir, strategy_file
+from tasks.storage import latest_run, run_folders, strategies_dir, strategy_file
 
 
 def _read_json(path: Path) -> dict | None:
@@ -29,14 +29,17 @@ def strategy_summaries(directory: Path | None = None) -> list[dict]:
             rows.append(row)
             continue
         row.update(market=f"{strategy.symbol} {strategy.timeframe}", model=strategy.model.kind)
-        cycle = _read_json(root / strategy.strategy_id / "cycle.json")
+        runs = run_folders(strategy.strategy_id, root)
+        cycle = _read_json(runs[-1] / "cycle.json") if runs else None
+        row["runs"] = len(runs)
         if cycle:
-            oos = cycle.get("metrics", {}).get("backtest", {}).get("out_of_sample", {})
+            backtest = cycle.get("metrics", {}).get("backtest", {})
             row.update(
                 status=cycle.get("status"),
                 verdict=cycle.get("verdict"),
                 reason=cycle.get("reason"),
-                oos_sharpe=oos.get("sharpe"),
+                selection_sharpe=backtest.get("selection", {}).get("sharpe"),
+                held_out_sharpe=backtest.get("held_out", {}).get("sharpe"),
                 run_id=cycle.get("run_id"),
             )
         rows.append(row)
@@ -44,7 +47,8 @@ def strategy_summaries(directory: Path | None = None) -> list[dict]:
 
 
 def strategy_detail(name: str, directory: Path | None = None) -> dict:
-    """The contract of `name` and its latest results; the name is validated before it becomes a path."""
+    """The contract of `name`, its runs and the latest run's results; the name is validated before it
+    becomes a path."""
     validate_strategy_id(name)
     path = strategy_file(name, directory)
     if not path.is_file():
@@ -53,14 +57,15 @@ def strategy_detail(name: str, directory: Path | None = None) -> dict:
             f"no strategy '{name}' in {path.parent} (known: {', '.join(known) or 'none'})"
         )
     strategy = load_strategy(path)
-    results = results_dir(name, directory)
+    results = latest_run(name, directory)
     return {
         "strategy_id": name,
         "contract_file": str(path),
         "contract": strategy.model_dump(mode="json"),
         "contract_yaml": strategy_to_yaml(strategy),
-        "results_dir": str(results) if results.is_dir() else None,
-        "files": sorted(p.name for p in results.iterdir()) if results.is_dir() else [],
-        "cycle": _read_json(results / "cycle.json"),
-        "assessment": _read_json(results / "assessment.json"),
+        "runs": [p.name for p in run_folders(name, directory)],
+        "results_dir": str(results) if results else None,
+        "files": sorted(p.name for p in results.iterdir()) if results else [],
+        "cycle": _read_json(results / "cycle.json") if results else None,
+        "assessment": _read_json(results / "assessment.json") if results else None,
     }

@@ -2,8 +2,10 @@
 
 An empty lab starts with a neuro-fuzzy design. After that it picks a strategy family in proportion to
 how well that family did before (untried families get a fair chance), then either refines the best
-past strategy inside its ``optimization_space`` or draws a fresh one. It reads in-sample results only:
-the held-out data never chooses a candidate. The same seed and the same history give the same design.
+past strategy inside its ``optimization_space`` or draws a fresh one. It reads the selection part of
+past results only (validation for a fitted model, train + validation for rules, see ``PastCycle``): the
+held-out data never chooses a candidate. The same seed and the same history give the same design.
+Its costs are the operator's floors for the market's asset class (``tasks/settings.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 
 from strategy_contract import parse_strategy
 from strategy_contract.models import Strategy
+from tasks.settings import cost_floor
 from tasks.storage import PastCycle
 
 FAMILIES = ("trend_cross", "mean_reversion", "neuro_fuzzy")
@@ -35,10 +38,10 @@ def family_of(strategy: Strategy) -> str:
 
 
 def score(past: PastCycle) -> float:
-    """In-sample Sharpe of a finished cycle; a cycle that failed a gate or a step scores low."""
-    if past.status != "completed" or past.in_sample_sharpe is None:
+    """Selection-part Sharpe of a finished cycle; one that failed the (selection-part) gates scores low."""
+    if past.status != "completed" or past.selection_sharpe is None:
         return FAILED_SCORE
-    return max(min(past.in_sample_sharpe, 3.0), FAILED_SCORE)
+    return max(min(past.selection_sharpe, 3.0), FAILED_SCORE)
 
 
 def design_offline(
@@ -76,7 +79,7 @@ def design_offline(
 
 def refine(parent: Strategy, rng: random.Random) -> dict:
     """Move one or two enabled parameters of the parent's optimisation space by a few steps."""
-    data = parent.model_dump(mode="json")
+    data = parent.model_dump(mode="json", exclude_unset=True)  # what the parent set, not defaults
     tunable = [k for k, opt in parent.optimization_space.items() if opt.enabled]
     for key in rng.sample(tunable, k=min(len(tunable), rng.choice((1, 2)))):
         opt = parent.optimization_space[key]
@@ -115,12 +118,9 @@ def _opt(value: float, lo: float, hi: float, step: float) -> dict:
 
 
 def _costs(symbol: str) -> dict:
-    """FX majors trade at about a pip; stocks and indices pay a little more per fill."""
-    return (
-        {"fees": 0.0001, "slippage": 0.00005}
-        if len(symbol) == 6 and symbol.isalpha()
-        else {"fees": 0.0005, "slippage": 0.0002}
-    )
+    """The operator's cost floors for the symbol's asset class: a design never assumes cheaper fills."""
+    fees, slippage = cost_floor(symbol)
+    return {"fees": fees, "slippage": slippage}
 
 
 def _atr_stops(rng: random.Random) -> tuple[float, float]:
@@ -248,7 +248,7 @@ def neuro_fuzzy(rng: random.Random, symbol: str, timeframe: str, volatility: flo
             "roc_1.window": _opt(roc_window, 2, 24, 1),
             "risk_model.stop_loss.multiple": _opt(sl, 1.0, 4.0, 0.25),
         },
-        "data": {"train": 0.6, "validation": 0.2, "test": 0.2, "embargo_bars": horizon},
+        "data": {"embargo_bars": horizon},  # the fractions are the operator's
     }
 
 

@@ -23,17 +23,22 @@ Work like a careful quant researcher:
 1. Call list_symbols and list_indicators, and recent_strategies to learn from earlier cycles.
 2. Design one new strategy with a clear, testable thesis. Do not repeat a design that already failed.
 3. Call validate_contract, fix every error it names, then save_contract. Saving ends your turn.
-Rules refer to: price fields (close), indicator outputs (ema_fast, macd_1.signal), fuzzy degrees
-(fuzzy.rsi_14.oversold) and, with a model, model.prob_up / prob_flat / prob_down / signal.
-Signals act at the next bar's open; the latest 20% of bars is held out for the backtest. The
+Rules refer to: price fields (open, high, low, close, volume), indicator outputs (ema_fast,
+macd_1.signal), fuzzy degrees (fuzzy.rsi_14.oversold) and, with a model, model.prob_up / prob_flat /
+prob_down / signal.
+Signals act at the next bar's open. The latest bars are held out for the person and never shown
+to you; results you see come from the train and validation parts. The operator sets minimum gates,
+cost floors and the held-out share: a contract may tighten them, never loosen them. The
 strategy_id must be a new lower-case slug (letters, digits, underscores)."""
 
 ASSESS_SYSTEM = """You assess the result of one research cycle in Strategy Lab.
-You get the strategy contract, its training metrics (if it has a model) and its backtest metrics,
-in-sample and on held-out data. Judge it like a sceptical risk manager: compare with buy-and-hold
-and with the majority-class baseline, look for overfitting (in-sample much better than held-out),
-too few trades and costs eating the edge. Then call submit_assessment once:
-- verdict: promote_candidate (robust edge on held-out data), iterate (promising, needs work) or reject;
+You get the strategy contract, its training metrics (if it has a model: accuracy on the validation
+part) and its backtest metrics on the selection part of the data (validation bars for a model, train
+and validation bars for rules). The latest bars are held out for the person and are not shown to you.
+Judge it like a sceptical risk manager: compare with buy-and-hold on the same bars and with the
+majority-class baseline, and look for too few trades and costs eating the edge. Profit factor
+"Infinity" means no losing trade. Then call submit_assessment once:
+- verdict: promote_candidate (robust edge), iterate (promising, needs work) or reject;
 - strengths, weaknesses, suggestions: short, concrete, each grounded in a number you were given;
 - learnings: one to three lessons a later designer should know, phrased to stand alone."""
 
@@ -72,7 +77,8 @@ def design_tools() -> list[dict[str, Any]]:
         },
         {
             "name": "recent_strategies",
-            "description": "The latest strategies tried, newest first: outcome, in-sample metrics, verdict, learnings.",
+            "description": "The latest strategies tried, newest first: outcome, metrics on the selection "
+            "part of the data (never the held-out part), verdict, learnings.",
             "input_schema": {
                 "type": "object",
                 "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 10}},

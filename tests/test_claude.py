@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,22 +19,26 @@ from flows.research_cycle import CycleParams, research_cycle, result_of
 from tasks.budget import BudgetExhausted, BudgetLedger
 from tasks.pricing import DEFAULT_MODEL, TokenUsage, model_price, worst_case_usd
 from tasks.prompts import DESIGN_MAX_TOKENS, design_brief, design_request
+from tasks.storage import latest_run
 
 SECRET = "sk-ant-test-0123456789-secret"
 NF_CONTRACT = {
     **yaml.safe_load((STRATEGIES / "fuzzy_momentum_mlp.yaml").read_text()),
     "strategy_id": "claude_mlp",
 }
+_PILOT = yaml.safe_load((STRATEGIES / "ema_cross_atr.yaml").read_text())
 RULE_CONTRACT = {
-    **yaml.safe_load((STRATEGIES / "ema_cross_atr.yaml").read_text()),
+    **_PILOT,
     "strategy_id": "claude_ema_spx",
     "markets": ["SPX"],
     "timeframes": ["1d"],
+    # the operator's cost floor for an index (stratlab.toml [costs.indices]), not the pilot's FX costs
+    "risk_model": {**_PILOT["risk_model"], "fees": 0.0005, "slippage": 0.0002},
 }
 ASSESSMENT = {
     "verdict": "iterate",
-    "summary": "Some edge in-sample, thin on held-out data.",
-    "strengths": ["positive held-out Sharpe"],
+    "summary": "Some edge on validation bars, thin against buy-and-hold.",
+    "strengths": ["positive validation Sharpe"],
     "weaknesses": ["trails buy-and-hold"],
     "suggestions": ["add a trend filter"],
     "learnings": ["momentum memberships alone barely beat the prior"],
@@ -89,10 +94,11 @@ def test_claude_designs_and_assesses_a_whole_cycle(fake, strategies_home):
     assert fake.usages[0]["cache_creation_input_tokens"] > 0 and fake.usages[1]["cache_read_input_tokens"] > 0
     assert fake.requests[-1]["tool_choice"] == {"type": "tool", "name": "submit_assessment"}
 
-    files = strategies_home / "claude_mlp"
+    files = latest_run("claude_mlp", strategies_home)
     assert tree(files) == [
         "assessment.json",
         "backtest.json",
+        "contract.yaml",
         "cycle.json",
         "design.json",
         "model.ckpt",
@@ -134,6 +140,64 @@ def test_claude_designs_and_assesses_a_whole_cycle(fake, strategies_home):
         assert SECRET not in path.read_text()
 
 
+SCAN_KEY = "sk-ant-scan-7f3c9e1d5b2a4f60-written-nowhere"
+
+
+def files_under(*roots: Path) -> list[Path]:
+    """Every regular file under the roots (each counted once), however deep."""
+    found = {p.resolve() for root in roots if root.exists() for p in root.rglob("*") if p.is_file()}
+    return sorted(found)
+
+
+def test_the_api_key_is_written_to_no_file(fake, strategies_home, monkeypatch):
+    """A whole Claude cycle, then every byte of every file it could have written: the strategies folder,
+    the ledger, the Prefect home, the Prefect database (run logs, task parameters, events) and the
+    result storage."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import (
+        PREFECT_HOME,
+        PREFECT_LOCAL_STORAGE_PATH,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL,
+    )
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SCAN_KEY)
+    fake.queue(
+        tool_use("list_symbols", {}, ("list_indicators", {})),
+        tool_use("recent_strategies", {"limit": 5}),
+        tool_use("validate_contract", NF_CONTRACT),
+        tool_use("save_contract", NF_CONTRACT),
+        tool_use("submit_assessment", ASSESSMENT),
+    )
+    state, result = run(designer="claude", assessor="claude", symbol="SPX", timeframe="1d")
+    assert state.is_completed(), result.reason
+    assert fake.keys == [SCAN_KEY] * 5  # the key did go to the API
+    # run logs and events are sent to the server in batches: let them all land in its database first
+    APILogWorker.drain_all(timeout=60, at_exit=False)
+    EventsWorker.drain_all(timeout=60, at_exit=False)
+
+    database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split(":///", 1)[1])
+    ledger = Path(os.environ["STRATLAB_LEDGER"])
+    results = Path(PREFECT_LOCAL_STORAGE_PATH.value())
+    scanned = files_under(strategies_home, ledger.parent, PREFECT_HOME.value(), database.parent, results)
+    where = (
+        f"{len(scanned)} files scanned: {len(files_under(strategies_home))} in the strategies folder, "
+        f"{len(files_under(results))} in the result storage, the database {database}, the ledger {ledger}"
+    )
+    assert database.resolve() in scanned and ledger.resolve() in scanned, where
+    assert any(p.name == "cycle.json" for p in files_under(strategies_home)), where
+    assert files_under(results), where
+    secret = SCAN_KEY.encode()
+    holding = []
+    for path in scanned:
+        try:
+            if secret in path.read_bytes():
+                holding.append(str(path))
+        except FileNotFoundError:  # a temporary file of the database, gone since it was listed
+            continue
+    assert holding == [], f"the API key is written in {holding} ({where})"
+
+
 def test_invalid_contract_goes_back_as_an_error_and_is_repaired(fake, strategies_home):
     broken = json.loads(json.dumps(RULE_CONTRACT))
     broken["indicators"][0]["params"]["window"] = 1
@@ -145,7 +209,7 @@ def test_invalid_contract_goes_back_as_an_error_and_is_repaired(fake, strategies
     [rejection] = tool_results(fake.requests[1])
     assert rejection["is_error"] is True
     assert rejection["content"].startswith("indicators[0]: params.window: 1 is outside [2, 400]")
-    design = json.loads((strategies_home / "claude_ema_spx/design.json").read_text())
+    design = json.loads((latest_run("claude_ema_spx", strategies_home) / "design.json").read_text())
     assert design["rejected_contracts"] == 1 and [t["ok"] for t in design["tool_calls"]] == [False, True]
 
 
@@ -220,12 +284,13 @@ def test_design_failures_end_the_cycle_with_a_reason(fake, strategies_home, repl
     assert tree(strategies_home) == []
 
 
-def test_malformed_assessment_fails_the_cycle(fake, strategies_home):
+def test_malformed_assessment_fails_the_cycle(fake, strategies_home, monkeypatch):
     fake.queue(tool_use("submit_assessment", {**ASSESSMENT, "verdict": "buy it"}))
+    # the operator lowers the bar so that this contract reaches the assessor
+    monkeypatch.setenv("STRATLAB_GATES_BACKTEST_MIN_SHARPE", "-100")
+    monkeypatch.setenv("STRATLAB_GATES_BACKTEST_MIN_WIN_RATE", "0")
     contract = strategies_home.parent / "claude_ema_spx.yaml"
-    contract.write_text(
-        yaml.safe_dump({**RULE_CONTRACT, "gates": {"backtest": {"min_sharpe": -100, "min_win_rate": 0}}})
-    )
+    contract.write_text(yaml.safe_dump(RULE_CONTRACT))
 
     state, result = run(strategy_file=str(contract), assessor="claude")
 

@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import yaml
 from conftest import STRATEGIES, tree
 
 STRATLAB = [sys.executable, "-m", "stratlab"]
@@ -20,27 +22,37 @@ def stratlab(*args: str, home) -> subprocess.CompletedProcess:
 def test_cycle_json_reports_a_gate_failure_with_exit_code_2(tmp_path):
     home = tmp_path / "strategies"
     home.mkdir()
-    done = stratlab("cycle", "--strategy", str(STRATEGIES / "ema_cross_atr.yaml"), "--json", home=home)
+    demanding = yaml.safe_load((STRATEGIES / "ema_cross_atr.yaml").read_text())
+    demanding["gates"] = {"backtest": {"min_sharpe": 5.0}}  # tighter than the operator's: allowed
+    (home / "ema_cross_atr.yaml").write_text(yaml.safe_dump(demanding))
+    done = stratlab("cycle", "--strategy", str(home / "ema_cross_atr.yaml"), "--json", home=home)
 
     assert done.returncode == 2, done.stderr[-2000:]
     result = json.loads(done.stdout)  # stdout is exactly one JSON object
     assert result["status"] == "failed" and result["failed_phase"] == "backtesting"
-    assert result["reason"].startswith("Backtest gate failed: ")
+    assert result["reason"].startswith("Backtest gate failed: Sharpe ") and result["reason"].endswith(" < 5")
     assert result["strategy_id"] == "ema_cross_atr"
-    assert set(result["metrics"]["backtest"]) == {"in_sample", "out_of_sample"}
-    assert result["artifacts"]["backtest"].endswith("ema_cross_atr/backtest.json")
+    assert set(result["metrics"]["backtest"]) == {"selection_part", "selection", "held_out"}
+    assert result["metrics"]["backtest"]["selection_part"] == "train+validation"  # rules fit nothing
+    run_folder = home / "ema_cross_atr" / f"{result['started_at'][:19].replace('-', '').replace(':', '')}Z-"
+    assert result["artifacts"]["backtest"] == f"{result['artifacts']['results']}/backtest.json"
+    assert result["artifacts"]["results"].startswith(str(run_folder))
     assert result["duration_s"] > 0
-    assert tree(home) == [
+    assert [p for p in tree(home) if not p.startswith("ema_cross_atr/")] == [
         "ema_cross_atr",
         "ema_cross_atr.yaml",
-        "ema_cross_atr/backtest.json",
-        "ema_cross_atr/cycle.json",
+    ]
+    assert sorted(p.name for p in Path(result["artifacts"]["results"]).iterdir()) == [
+        "backtest.json",
+        "contract.yaml",
+        "cycle.json",
     ]
 
     listed = json.loads(stratlab("strategies", "list", "--json", home=home).stdout)
-    assert [(r["strategy_id"], r["status"]) for r in listed] == [("ema_cross_atr", "failed")]
+    assert [(r["strategy_id"], r["status"], r["runs"]) for r in listed] == [("ema_cross_atr", "failed", 1)]
     shown = json.loads(stratlab("strategies", "show", "ema_cross_atr", "--json", home=home).stdout)
-    assert shown["files"] == ["backtest.json", "cycle.json"] and shown["cycle"]["run_id"] == result["run_id"]
+    assert shown["files"] == ["backtest.json", "contract.yaml", "cycle.json"]
+    assert shown["cycle"]["run_id"] == result["run_id"]
 
 
 def test_bad_input_gets_a_clear_error_and_no_traceback(tmp_path):

@@ -1,4 +1,4 @@
-"""The offline designer: valid designs, reproducible by seed, and steered by past in-sample results."""
+"""The offline designer: valid designs, reproducible by seed, steered by past selection-part results."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_an_empty_lab_starts_neuro_fuzzy_then_explores_every_family():
     history = [
         (
             PastCycle(
-                strategy_id=first.strategy_id, family="neuro_fuzzy", status="completed", in_sample_sharpe=0.3
+                strategy_id=first.strategy_id, family="neuro_fuzzy", status="completed", selection_sharpe=0.3
             ),
             first,
         )
@@ -44,7 +44,7 @@ def test_history_steers_the_search():
     history = [
         (
             PastCycle(
-                strategy_id=good.strategy_id, family="trend_cross", status="completed", in_sample_sharpe=2.5
+                strategy_id=good.strategy_id, family="trend_cross", status="completed", selection_sharpe=2.5
             ),
             good,
         )

@@ -4,16 +4,19 @@ no partial files."""
 from __future__ import annotations
 
 import json
+import shutil
 from uuid import UUID
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import STRATEGIES, tree
 
-from flows.research_cycle import CycleParams, research_cycle, result_of
+from flows.research_cycle import CycleParams, CycleResult, research_cycle, result_of
 from strategy_contract import load_strategy
 from tasks.data import load_bars
-from tasks.storage import load_history
+from tasks.storage import load_history, run_folders
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -38,32 +41,44 @@ def run(**params):
     return state, result_of(state)
 
 
+def only_run(home, strategy_id: str):
+    """The one run folder of a strategy (strategies/<id>/<stamp>-<run>/)."""
+    [folder] = run_folders(strategy_id, home)
+    return folder
+
+
 def test_full_neuro_fuzzy_cycle_completes(strategies_home):
     state, result = run(strategy_file=str(STRATEGIES / "fuzzy_momentum_mlp.yaml"), seed=42)
 
     assert state.is_completed(), result.reason
     assert result.status == "completed" and result.verdict in ("promote_candidate", "iterate", "reject")
     assert flow_run(result.run_id).state.is_completed()
-    assert tree(strategies_home) == [
-        "fuzzy_momentum_mlp",
-        "fuzzy_momentum_mlp.yaml",
-        "fuzzy_momentum_mlp/assessment.json",
-        "fuzzy_momentum_mlp/backtest.json",
-        "fuzzy_momentum_mlp/cycle.json",
-        "fuzzy_momentum_mlp/model.ckpt",
-        "fuzzy_momentum_mlp/training.json",
+    folder = only_run(strategies_home, "fuzzy_momentum_mlp")
+    assert result.artifacts["results"] == str(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "assessment.json",
+        "backtest.json",
+        "contract.yaml",
+        "cycle.json",
+        "model.ckpt",
+        "training.json",
     ]
-    data_sha = json.loads((strategies_home / "fuzzy_momentum_mlp/cycle.json").read_text())["provenance"][
-        "data_sha256"
-    ]
+    assert (strategies_home / "fuzzy_momentum_mlp.yaml").is_file()
+    data_sha = json.loads((folder / "cycle.json").read_text())["provenance"]["data_sha256"]
     for name in ("training", "backtest", "assessment", "cycle"):
-        record = json.loads((strategies_home / f"fuzzy_momentum_mlp/{name}.json").read_text())["provenance"]
+        record = json.loads((folder / f"{name}.json").read_text())["provenance"]
         assert record["seed"] == 42 and record["data_sha256"] == data_sha
         assert record["code_version"] and record["libraries"]["vectorbt"] and record["libraries"]["torch"]
-    backtest = json.loads((strategies_home / "fuzzy_momentum_mlp/backtest.json").read_text())
-    assert backtest["out_of_sample"]["start"] > backtest["in_sample"]["end"]  # held-out bars come later
-    assessment = json.loads((strategies_home / "fuzzy_momentum_mlp/assessment.json").read_text())
+        assert record["operator"]["gates"]["backtest"]["min_trades"] >= 1  # the floors it ran under
+    backtest = json.loads((folder / "backtest.json").read_text())
+    assert backtest["selection_part"] == "validation"  # a fitted model is ranked on bars it never fit
+    assert backtest["held_out"]["start"] > backtest["selection"]["end"]  # held-out bars come later
+    assessment = json.loads((folder / "assessment.json").read_text())
     assert assessment["verdict"] == result.verdict and assessment["learnings"]
+    assert "held_out" not in json.dumps(assessment)  # the assessment reads the selection part only
+    history = json.loads((folder / "cycle.json").read_text())["history"]
+    assert history["selection_sharpe"] == backtest["selection"]["sharpe"]
+    assert result.held_out.startswith("Held-out ")
     keys = {a.key for a in artifacts_of(result.run_id)}
     assert "cycle-fuzzy-momentum-mlp" in keys
     assert set(result.phase_seconds) == {
@@ -74,6 +89,44 @@ def test_full_neuro_fuzzy_cycle_completes(strategies_home):
         "assessing",
         "saving",
     }
+
+
+def test_running_a_contract_never_rewrites_it_and_keeps_every_run(strategies_home):
+    shipped = strategies_home / "ema_cross_atr.yaml"
+    shutil.copy(STRATEGIES / "ema_cross_atr.yaml", shipped)
+    original = shipped.read_bytes()
+    assert b"#" in original  # the shipped file has comments a rewrite would lose
+
+    first = run(strategy_file=str(shipped))[1]
+    second = run(strategy_file=str(shipped))[1]
+    elsewhere = run(strategy_file=str(shipped), symbol="SPX", timeframe="1d")[1]
+
+    assert shipped.read_bytes() == original
+    assert first.strategy_id == second.strategy_id == "ema_cross_atr"
+    runs = run_folders("ema_cross_atr", strategies_home)
+    assert [str(p) for p in runs] == sorted([first.artifacts["results"], second.artifacts["results"]])
+    assert all((p / "cycle.json").is_file() for p in runs)  # the first run was not replaced
+    assert elsewhere.strategy_id == "ema_cross_atr@spx_1d"
+    variant = load_strategy(strategies_home / "ema_cross_atr@spx_1d.yaml")
+    assert variant.markets == ["SPX"] and variant.timeframes == ["1d"]
+    assert only_run(strategies_home, "ema_cross_atr@spx_1d").name.endswith(
+        elsewhere.run_id.replace("-", "")[:8]
+    )
+
+
+def test_a_contract_looser_than_the_operator_is_refused_naming_each_field(strategies_home):
+    loose = yaml.safe_load((STRATEGIES / "ema_cross_atr.yaml").read_text())
+    loose["gates"] = {"backtest": {"min_trades": 0, "min_sharpe": -100}}
+    loose["risk_model"]["fees"] = 0.0
+    path = strategies_home.parent / "loose.yaml"
+    path.write_text(yaml.safe_dump(loose))
+
+    state, result = run(strategy_file=str(path))
+
+    assert state.is_failed() and result.failed_phase == "designing"
+    for field in ("gates.backtest.min_trades: 0", "gates.backtest.min_sharpe: -100", "risk_model.fees: 0"):
+        assert field in result.reason
+    assert tree(strategies_home) == []
 
 
 def test_training_gate_failure_ends_failed_with_reason(strategies_home):
@@ -92,8 +145,14 @@ def test_training_gate_failure_ends_failed_with_reason(strategies_home):
     api_state = flow_run(result.run_id).state
     assert api_state.is_failed() and api_state.message == result.reason
     # a verdict was reached: the training results are kept for later designs, the backtest never ran
-    assert tree(strategies_home / "demanding_mlp") == ["cycle.json", "model.ckpt", "training.json"]
-    cycle = json.loads((strategies_home / "demanding_mlp/cycle.json").read_text())
+    folder = only_run(strategies_home, "demanding_mlp")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "contract.yaml",
+        "cycle.json",
+        "model.ckpt",
+        "training.json",
+    ]
+    cycle = json.loads((folder / "cycle.json").read_text())
     assert cycle["history"]["status"] == "failed" and cycle["history"]["reason"] == result.reason
 
 
@@ -117,12 +176,7 @@ def test_exception_inside_a_task_fails_and_leaves_no_files(strategies_home, tmp_
 def test_failure_while_saving_loses_nothing(strategies_home):
     blocker = strategies_home / "ema_cross_atr"
     blocker.write_text("a user's file where the results folder would go")
-    strict = yaml.safe_load((STRATEGIES / "ema_cross_atr.yaml").read_text())
-    strict["gates"] = {"backtest": {"min_win_rate": 0.0, "min_sharpe": -100, "max_drawdown": 1.0}}
-    source = strategies_home.parent / "ema_cross_atr.yaml"
-    source.write_text(yaml.safe_dump(strict))
-
-    state, result = run(strategy_file=str(source))
+    state, result = run(strategy_file=str(STRATEGIES / "ema_cross_atr.yaml"))
 
     assert state.is_failed() and result.failed_phase == "saving"
     assert "is a file, not a results folder" in result.reason
@@ -130,11 +184,52 @@ def test_failure_while_saving_loses_nothing(strategies_home):
     assert blocker.read_text() == "a user's file where the results folder would go"
 
 
-def test_designer_cycle_feeds_the_next_design(strategies_home):
-    state, result = run(seed=3, symbol="SPX")
+def spx_with_other_held_out_bars(folder) -> None:
+    """SPX daily whose held-out bars are replaced by a falling market. The held-out part starts after
+    the last 20% begins plus the embargo (48 bars for these designs), where validation labels end."""
+    bars = load_bars("SPX", "1d")
+    cut = int(len(bars) * 0.8) + 48
+    tail = bars.iloc[cut:].copy()
+    falling = tail["close"].iloc[0] * np.exp(-0.002 * np.arange(1, len(tail) + 1))  # -0.2% a day
+    shape = tail[["open", "high", "low", "close"]].div(tail["close"], axis=0)  # each bar's own shape
+    tail[["open", "high", "low", "close"]] = shape.mul(falling, axis=0)
+    folder.mkdir()
+    pd.concat([bars.iloc[:cut], tail]).to_csv(folder / "SPX_1d.csv")
 
-    assert result.strategy_id.startswith(("trend_cross_spx_", "mean_reversion_spx_", "neuro_fuzzy_spx_"))
-    assert load_strategy(strategies_home / f"{result.strategy_id}.yaml").symbol == "SPX"
-    [(past, strategy)] = load_history(strategies_home)
-    assert past.strategy_id == strategy.strategy_id == result.strategy_id
-    assert past.status == result.status and past.reason == result.reason
+
+def two_designs(home, monkeypatch, data=None) -> tuple[CycleResult, CycleResult]:
+    monkeypatch.setenv("STRATLAB_STRATEGIES_DIR", str(home))
+    if data is not None:
+        monkeypatch.setenv("STRATLAB_DATA_DIR", str(data))
+    return run(seed=3, symbol="SPX")[1], run(seed=3, symbol="SPX")[1]
+
+
+def test_designs_learn_from_selection_results_and_never_from_held_out_bars(tmp_path, monkeypatch):
+    first, second = two_designs(tmp_path / "real", monkeypatch)
+
+    # the second design read the first: with the same seed and an empty history it would repeat it
+    assert first.strategy_id != second.strategy_id
+    [(past, _), _] = load_history(tmp_path / "real").entries
+    assert past.strategy_id == first.strategy_id and past.status == first.status
+    assert past.selection_sharpe == first.metrics["backtest"]["selection"]["sharpe"]
+
+    # ... and never its held-out result: other held-out bars change the held-out numbers, not the design
+    spx_with_other_held_out_bars(tmp_path / "data")
+    first_b, second_b = two_designs(tmp_path / "other", monkeypatch, data=tmp_path / "data")
+    assert first_b.metrics["backtest"]["held_out"] != first.metrics["backtest"]["held_out"]
+    assert first_b.metrics["backtest"]["selection"] == first.metrics["backtest"]["selection"]
+    assert (first_b.strategy_id, second_b.strategy_id) == (first.strategy_id, second.strategy_id)
+    assert load_strategy(tmp_path / "other" / f"{second.strategy_id}.yaml") == load_strategy(
+        tmp_path / "real" / f"{second.strategy_id}.yaml"
+    )
+
+
+def test_unreadable_past_results_are_reported_not_skipped(strategies_home):
+    broken = strategies_home / "lost_strategy" / "20260101T000000Z-00000000"
+    broken.mkdir(parents=True)
+    (broken / "cycle.json").write_text("{not json")
+
+    history = load_history(strategies_home)
+
+    assert history.entries == []
+    assert len(history.unreadable) == 1 and str(broken) in history.unreadable[0]
