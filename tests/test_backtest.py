@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import STRATEGIES
 
 from strategy_contract import parse_strategy
 from strategy_contract.io import atomic_write_json
@@ -357,3 +358,31 @@ def test_selection_and_held_out_are_separate_periods():
     report = run_backtest(fitted, bars, frame, bounds)
     assert report.selection_part == "validation"
     assert (report.selection.start, report.selection.bars) == (day(bars, 5), 3)
+
+
+@pytest.mark.parametrize("direction", ["long", "short"])
+def test_the_rust_kernels_give_the_numba_engines_exact_result(direction):
+    """vectorbt-rust runs the simulator without a per-process JIT; on a real market, with ATR stops, a
+    take-profit and a trailing stop, it must give vectorbt's reference (numba) engine's report exactly."""
+    import vectorbt as vbt
+    import yaml
+
+    from tasks.data import load_bars
+    from tasks.splits import split_bounds
+
+    data = yaml.safe_load((STRATEGIES / "ema_cross_atr.yaml").read_text())
+    data["risk_model"].update(direction=direction, trailing_stop=True)
+    strategy = parse_strategy(data)
+    bars = load_bars(strategy.symbol, strategy.timeframe)
+    frame = feature_frame(bars, strategy)
+    bounds = split_bounds(len(bars), strategy.data)
+
+    engine = vbt.settings["engine"]
+    try:
+        vbt.settings["engine"] = "rust"
+        rust = run_backtest(strategy, bars, frame, bounds)
+        vbt.settings["engine"] = "numba"
+        numba = run_backtest(strategy, bars, frame, bounds)
+    finally:
+        vbt.settings["engine"] = engine
+    assert rust.selection.trades > 20 and rust == numba
