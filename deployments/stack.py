@@ -38,13 +38,13 @@ class Stack(BaseModel):
     worker_identity: str | None = None
     logs: str = ""
 
-
-class StopRefused(RuntimeError):
-    """`down` was not allowed to signal a process it started (it runs as another user)."""
-
     @property
     def ui_url(self) -> str:
         return self.api_url.removesuffix("/api")
+
+
+class StopRefused(RuntimeError):
+    """`down` was not allowed to signal a process it started (it runs as another user)."""
 
 
 def home() -> Path:

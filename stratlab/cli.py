@@ -189,12 +189,13 @@ def down(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     from deployments.stack import StopRefused
     from deployments.stack import down as stack_down
 
+    notes: list[str] = []  # with --json, what `down` says (e.g. why a pid was left alone) goes in the JSON
     try:
-        stopped = stack_down(say=(lambda _: None) if as_json else console.print)
+        stopped = stack_down(say=notes.append if as_json else console.print)
     except (StopRefused, OSError) as exc:
         raise _fail(str(exc)) from None
     if as_json:
-        _print_json({"stopped": stopped})
+        _print_json({"stopped": stopped, "notes": notes})
 
 
 @app.command()
