@@ -151,7 +151,7 @@ def _cycle(params: CycleParams) -> State:
             progress.enter("training", "skipped: rule-only strategy")
 
         part = bounds.selection_part(strategy.has_model)
-        progress.enter("backtesting", f"vectorbt, {part} bars (the gate) and held-out bars (for you)")
+        progress.enter("backtesting", f"vectorbt: {part} (gate, designs) and held-out (for you)")
         report = backtest(strategy, market.bars, frame, bounds)
         result.metrics["backtest"] = {
             "selection_part": report.selection_part,

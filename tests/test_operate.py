@@ -141,11 +141,12 @@ def test_second_trigger_is_refused_and_never_runs_alongside(stack):
 
     runs = [stack.wait_final(str(r.id)) for r in (first, second)]
     states = sorted(r.state.name for r in runs)
-    assert states == ["Cancelled", "Failed"]  # one ran (the pilot fails its backtest gate), one was refused
+    # one ran (the pilot passes its gate on train+validation bars), one was refused
+    assert states == ["Cancelled", "Completed"]
     refused = next(r for r in runs if r.state.name == "Cancelled")
     assert refused.state.message == "Deployment concurrency limit reached."
-    ran = next(r for r in runs if r.state.name == "Failed")
-    assert ran.state.message.startswith("Backtest gate failed")
+    ran = next(r for r in runs if r.state.name == "Completed")
+    assert ran.state.message == "ema_cross_atr: promote_candidate"
 
 
 def test_cancel_during_training_releases_the_slot_and_leaves_no_files(stack):
@@ -168,7 +169,7 @@ def test_cancel_during_training_releases_the_slot_and_leaves_no_files(stack):
 
     again = stack.json("trigger", "--strategy", str(STRATEGIES / "ema_cross_atr.yaml"))
     assert again["triggered"], again
-    assert stack.wait_final(again["run_id"]).state.name == "Failed"  # it ran: the pilot's gate verdict
+    assert stack.wait_final(again["run_id"]).state.name == "Completed"  # it ran to the pilot's verdict
 
 
 def test_status_json_matches_the_api(stack):
