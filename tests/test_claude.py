@@ -69,7 +69,8 @@ def tool_results(request: dict) -> list[dict]:
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def test_claude_designs_and_assesses_a_whole_cycle(fake, strategies_home):
+def whole_claude_cycle(fake):
+    """Claude designs (list, recent, validate, save) and assesses one neuro-fuzzy cycle on SPX daily."""
     fake.queue(
         tool_use("list_symbols", {}, ("list_indicators", {})),
         tool_use("recent_strategies", {"limit": 5}),
@@ -77,7 +78,11 @@ def test_claude_designs_and_assesses_a_whole_cycle(fake, strategies_home):
         tool_use("save_contract", NF_CONTRACT),
         tool_use("submit_assessment", ASSESSMENT),
     )
-    state, result = run(designer="claude", assessor="claude", symbol="SPX", timeframe="1d")
+    return run(designer="claude", assessor="claude", symbol="SPX", timeframe="1d")
+
+
+def test_claude_designs_and_assesses_a_whole_cycle(fake, strategies_home):
+    state, result = whole_claude_cycle(fake)
 
     assert state.is_completed(), result.reason
     assert result.strategy_id == "claude_mlp" and result.verdict == "iterate"
@@ -162,14 +167,7 @@ def test_the_api_key_is_written_to_no_file(fake, strategies_home, monkeypatch):
     )
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", SCAN_KEY)
-    fake.queue(
-        tool_use("list_symbols", {}, ("list_indicators", {})),
-        tool_use("recent_strategies", {"limit": 5}),
-        tool_use("validate_contract", NF_CONTRACT),
-        tool_use("save_contract", NF_CONTRACT),
-        tool_use("submit_assessment", ASSESSMENT),
-    )
-    state, result = run(designer="claude", assessor="claude", symbol="SPX", timeframe="1d")
+    state, result = whole_claude_cycle(fake)
     assert state.is_completed(), result.reason
     assert fake.keys == [SCAN_KEY] * 5  # the key did go to the API
     # run logs and events are sent to the server in batches: let them all land in its database first
