@@ -115,7 +115,7 @@ def _cycle(params: CycleParams) -> State:
         if "claude" in (designer, assessor):
             session = ClaudeSession(params.model, BudgetLedger(), cycle_id=run_id)
         progress.enter("designing", params.strategy_file or f"{designer} designer")
-        history = load_history()
+        history = History() if params.strategy_file else load_history()  # what a designer may read
         for problem in history.unreadable:
             progress.note(f"unreadable past result, left out of the history: {problem}")
         designed, market = _design(params, designer, session, stage, history)
