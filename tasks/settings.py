@@ -466,18 +466,3 @@ def enforce_operator_rules(strategy: Strategy, settings: OperatorSettings | None
             before, after = getattr(before, part), getattr(after, part)
         after.__pydantic_fields_set__ = set(before.model_fields_set)
     return result
-
-
-def describe_operator_rules(symbol: str, settings: OperatorSettings | None = None) -> str:
-    """The floors for one symbol in a sentence or two (for a designer's brief or the CLI)."""
-    settings = settings or operator_settings()
-    fees, slippage = cost_floor(symbol, settings)
-    t, b = settings.gates.training, settings.gates.backtest
-    return (
-        f"Operator floors for {symbol} ({asset_class(symbol, settings)}): fees >= {_num(fees)}, "
-        f"slippage >= {_num(slippage)} per fill; data.test >= {_num(settings.min_held_out)}; "
-        f"training min_accuracy >= {_num(t.min_accuracy)}, max_final_loss <= {_num(t.max_final_loss)}, "
-        f"min_loss_decrease >= {_num(t.min_loss_decrease)}; backtest min_win_rate >= {_num(b.min_win_rate)}, "
-        f"max_drawdown <= {_num(b.max_drawdown)}, min_sharpe >= {_num(b.min_sharpe)}, "
-        f"min_trades >= {b.min_trades}. Unset fields take these values."
-    )
