@@ -171,6 +171,12 @@ def load_history(directory: Path | None = None) -> History:
     ``unreadable`` (path: reason), never skipped silently."""
     root = directory or strategies_dir()
     history = History()
+    for record in sorted(root.glob("*/cycle.json")):  # the layout before per-run folders
+        history.unreadable.append(
+            f"{record}: a result of the old layout (strategies/<id>/cycle.json); move the files of "
+            f"{record.parent.name}/ into a run folder such as {record.parent.name}/00000000T000000Z-old/ "
+            "with the contract as contract.yaml"
+        )
     for record in sorted(root.glob("*/*/cycle.json")):
         try:
             past = PastCycle.model_validate(json.loads(record.read_text())["history"])

@@ -229,7 +229,13 @@ def test_unreadable_past_results_are_reported_not_skipped(strategies_home):
     broken.mkdir(parents=True)
     (broken / "cycle.json").write_text("{not json")
 
+    old_layout = strategies_home / "old_strategy"
+    old_layout.mkdir()
+    (old_layout / "cycle.json").write_text("{}")
+
     history = load_history(strategies_home)
 
     assert history.entries == []
-    assert len(history.unreadable) == 1 and str(broken) in history.unreadable[0]
+    assert len(history.unreadable) == 2
+    assert str(old_layout / "cycle.json") in history.unreadable[0] and "old layout" in history.unreadable[0]
+    assert str(broken) in history.unreadable[1]
