@@ -43,3 +43,29 @@ def strategies_home(tmp_path, monkeypatch) -> Path:
 def tree(path: Path) -> list[str]:
     """Every file and folder under path, relative, sorted: what a person would see with `find`."""
     return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+def period_metrics(**fields):
+    """A BacktestMetrics of one period with plausible values; pass the fields a test is about."""
+    from tasks.backtest import BacktestMetrics
+
+    values = {
+        "start": "2017-01-02",
+        "end": "2017-09-29",
+        "bars": 4000,
+        "total_return": 0.05,
+        "benchmark_return": 0.02,
+        "sharpe": 0.5,
+        "sortino": 0.5,
+        "max_drawdown": 0.1,
+        "win_rate": 0.5,
+        "trades": 12,
+        "profit_factor": 1.2,
+        "gross_profit": 600.0,
+        "gross_loss": 500.0,
+        "open_position": None,
+        "exposure": 0.3,
+        "fees_paid": 1.0,
+        "final_value": 10_500.0,
+    }
+    return BacktestMetrics(**{**values, **fields})

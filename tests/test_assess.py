@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import yaml
-from conftest import STRATEGIES
+from conftest import STRATEGIES, period_metrics
 
 from strategy_contract import parse_strategy
 from tasks.assess import assess_offline, held_out_summary
@@ -22,26 +22,20 @@ def period(
     trades: int = 30,
     total_return: float = 0.12,
     benchmark_return: float = 0.05,
-    drawdown: float = 0.08,
     start: str = "2017-01-02",
 ) -> BacktestMetrics:
-    wins = round(trades * 0.6)
-    return BacktestMetrics(
+    return period_metrics(
         start=start,
-        end="2017-09-29",
-        bars=4000,
         total_return=total_return,
         benchmark_return=benchmark_return,
         sharpe=sharpe,
         sortino=sharpe,
-        max_drawdown=drawdown,
-        win_rate=wins / trades if trades else None,
+        max_drawdown=0.08,
+        win_rate=round(trades * 0.6) / trades if trades else None,
         trades=trades,
         profit_factor=profit_factor,
         gross_profit=1500.0,
         gross_loss=0.0 if profit_factor == float("inf") else 1000.0,
-        open_position=None,
-        exposure=0.4,
         fees_paid=20.0,
         final_value=10_000 * (1 + total_return),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from conftest import period_metrics
+
 from strategy_contract.models import BacktestGate, TrainingGate
 from tasks.backtest import BacktestMetrics
 from tasks.gates import check_backtest_gate, check_training_gate
@@ -27,24 +29,8 @@ def training(accuracy=0.6, initial=1.1, final=0.6) -> TrainingMetrics:
 
 
 def backtest(win_rate=0.5, drawdown=0.1, sharpe=0.5, trades=12) -> BacktestMetrics:
-    return BacktestMetrics(
-        start="a",
-        end="b",
-        bars=100,
-        total_return=0.05,
-        benchmark_return=0.02,
-        sharpe=sharpe,
-        sortino=sharpe,
-        max_drawdown=drawdown,
-        win_rate=win_rate,
-        trades=trades,
-        profit_factor=1.2,
-        gross_profit=600.0,
-        gross_loss=500.0,
-        open_position=None,
-        exposure=0.3,
-        fees_paid=1.0,
-        final_value=10500,
+    return period_metrics(
+        win_rate=win_rate, max_drawdown=drawdown, sharpe=sharpe, sortino=sharpe, trades=trades
     )
 
 
