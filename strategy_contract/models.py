@@ -295,6 +295,10 @@ class ATRStop(_Model):
 Stop = Annotated[PercentStop | ATRStop, Field(discriminator="kind")]
 
 
+# (exclusive low, inclusive high) of each stop size, as the Field bounds above say
+STOP_BOUNDS = {("percent", "value"): (0.0, 0.5), ("atr", "multiple"): (0.0, 20.0)}
+
+
 class RiskModel(_Model):
     """Stops, sizing and costs. One cost model is used in every backtest."""
 
@@ -499,6 +503,13 @@ class Strategy(_Model):
                 stop = getattr(self.risk_model, head.split(".")[1])
                 if stop is None or not hasattr(stop, param):
                     problems.append(f"{path}: {head} has no field '{param}'")
+                else:
+                    lo, hi = STOP_BOUNDS[(stop.kind, param)]
+                    if opt.min <= lo or opt.max > hi:
+                        problems.append(
+                            f"{path}: range [{opt.min}, {opt.max}] exceeds the allowed ({lo}, {hi}] "
+                            f"of a {stop.kind} stop's {param}"
+                        )
             else:
                 choices = [f"{i.id}.{p}" for i in self.indicators for p in CATALOG[i.type].params]
                 problems.append(f"{path}: not a tunable parameter{close_match(key, choices)}")
@@ -517,6 +528,34 @@ class Strategy(_Model):
     @property
     def has_model(self) -> bool:
         return isinstance(self.model, MLPModel)
+
+    def param_is_whole(self, key: str) -> bool:
+        """Whether an optimisation parameter takes whole numbers (an indicator window, not a stop size)."""
+        head, _, param = key.rpartition(".")
+        ind = self.indicator(head)
+        return ind is not None and CATALOG[ind.type].params[param].type is int
+
+    def with_params(self, values: dict[str, float]) -> Strategy:
+        """This contract with optimisation parameters set, e.g. ``{"ema_fast.window": 10}``: the parameter
+        itself and its ``optimization_space`` value. Validated like any contract, so a value outside the
+        catalog's bounds or an unordered pair (MACD fast >= slow) is refused naming the field."""
+        data = self.model_dump(mode="json", exclude_unset=True)
+        for key, value in values.items():
+            if key not in self.optimization_space:
+                raise ValueError(
+                    f"optimization_space.{key}: not a parameter of this contract"
+                    f"{close_match(key, list(self.optimization_space))}"
+                )
+            value = int(round(value)) if self.param_is_whole(key) else float(value)
+            data["optimization_space"][key]["value"] = value
+            head, _, param = key.rpartition(".")
+            if head.startswith("risk_model."):
+                data["risk_model"][head.split(".")[1]][param] = value
+                continue
+            for ind in data["indicators"]:
+                if ind["id"] == head:
+                    ind.setdefault("params", {})[param] = value
+        return Strategy.model_validate(data)
 
     def on_market(self, symbol: str, timeframe: str) -> Strategy:
         """This contract run on another market: its own id gains '@<symbol>_<timeframe>'

@@ -79,32 +79,16 @@ def design_offline(
 
 def refine(parent: Strategy, rng: random.Random) -> dict:
     """Move one or two enabled parameters of the parent's optimisation space by a few steps."""
-    data = parent.model_dump(mode="json", exclude_unset=True)  # what the parent set, not defaults
     tunable = [k for k, opt in parent.optimization_space.items() if opt.enabled]
+    moves = {}
     for key in rng.sample(tunable, k=min(len(tunable), rng.choice((1, 2)))):
         opt = parent.optimization_space[key]
         steps = rng.choice((-3, -2, -1, 1, 2, 3))
-        value = min(max(opt.value + steps * opt.step, opt.min), opt.max)
-        value = (
-            int(round(value))
-            if float(opt.step).is_integer() and float(opt.min).is_integer()
-            else round(value, 6)
-        )
-        data["optimization_space"][key]["value"] = value
-        _set_param(data, key, value)
+        moves[key] = round(min(max(opt.value + steps * opt.step, opt.min), opt.max), 6)
+    data = parent.with_params(moves).model_dump(mode="json", exclude_unset=True)
     data["version"] = parent.version + 1
     data["thesis"] = (parent.thesis.split(" [refined")[0] + f" [refined from {parent.strategy_id}]")[:2000]
     return data
-
-
-def _set_param(data: dict, key: str, value: float) -> None:
-    head, _, param = key.rpartition(".")
-    if head.startswith("risk_model."):
-        data["risk_model"][head.split(".")[1]][param] = value
-        return
-    for ind in data["indicators"]:
-        if ind["id"] == head:
-            ind["params"][param] = value
 
 
 def _name(family: str, symbol: str, data: dict) -> str:

@@ -1,0 +1,208 @@
+"""Simulate a contract with vectorbt: a signal at the close of bar t fills at the open of bar t+1.
+
+One interpreter for a single backtest and for a sweep: every input is a 2-D array of shape (bars,
+combinations), and a single backtest is a sweep of one combination. The combinations of a sweep differ
+only in the values of their optimisation parameters (``params``, one row each): indicator windows reach
+the rules through the panel (``tasks/sweep/panel.py``), stop sizes through :func:`stop_fractions`.
+
+Costs: one cost model everywhere. ``risk_model.fees`` is a fraction of the traded value per fill and
+``risk_model.slippage`` a fraction of the price, against us, per fill; both apply to every fill: signal
+entries and exits, stop-loss, take-profit and trailing-stop exits, and the valuation of a position still
+open at a period's end.
+
+Stops are live on the entry bar. vectorbt's ``from_signals`` checks a stop only from the row after
+the fill (its stop block runs before the fill of a row, while the position is still flat), so a
+position entered at a bar's open could not be stopped out by that same bar's low. The simulation
+therefore gives vectorbt two rows per bar:
+
+- an *open row*: open = high = low = close = the bar's open. Every signal order fills here at the
+  open. A stop left from an earlier bar is checked here first: a bar that opens beyond the stop (a gap)
+  exits at the open (vectorbt's ``get_stop_price_nb`` returns the open when it is already beyond);
+- a *rest-of-bar row*: the bar's real open, high, low and close. A stop set by this bar's entry is
+  checked against this bar's low/high, so it can exit the same bar.
+
+plus one *valuation row* after the last bar (open = high = low = close = the last close) where a
+position still open is closed, so that every metric includes its exit fee and slippage; that trade is
+reported as ``open_position``, not among the closed trades.
+
+Stop details (vectorbt 1.2 ``simulate_from_signal_func_nb``): stops are placed from the fill price
+(``stop_entry_price="fillprice"``, slippage included); a hit exits at the stop level, or at the open
+when the row opens beyond it, and pays slippage (``stop_exit_price="stopmarket"``); when a bar reaches
+both the stop loss and the take-profit the stop loss is taken (it is checked first: the conservative
+reading of a bar whose path inside is unknown). A trailing stop follows the best price since entry,
+updated after each row's check, so a bar's own high (low for a short) only moves the stop from the next
+row on. ATR stops use the ATR of the signal bar (known when the order is placed) as a fraction of the
+signal bar's close; a trade entered before the ATR is defined has no such stop. When an entry and an
+exit rule hold at the same close, the exit wins (no entry, or the position is closed).
+
+Every metric is computed from the bars, never from vectorbt's rows: the value at each bar's close
+(the rest-of-bar rows, the valuation row for the last bar) gives the bar returns, annualised with
+:func:`bars_per_year`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from strategy_contract.models import ATRStop, PercentStop, Stop, Strategy
+from tasks.backtest.signals import Panel, entry_signal, exit_signal
+
+
+class FramePanel(Mapping):
+    """A feature frame (one column per reference) read as a one-combination panel."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+    def __getitem__(self, ref: str) -> np.ndarray:
+        return self.frame[ref].to_numpy(dtype=float)[:, None]
+
+    def __iter__(self):
+        return iter(self.frame.columns)
+
+    def __len__(self) -> int:
+        return len(self.frame.columns)
+
+
+def stop_fractions(stop: Stop | None, key: str, panel: Panel, params: pd.DataFrame | None) -> np.ndarray:
+    """The stop distance as a fraction of price, known at each bar's close: (bars, combinations), or
+    all NaN (no stop). ``key`` names the stop's size in ``params`` (``risk_model.stop_loss.multiple``);
+    a combination without that column uses the contract's size."""
+    close = panel["close"]
+    if stop is None:
+        return np.full((len(close), 1), np.nan)
+    field = "value" if isinstance(stop, PercentStop) else "multiple"
+    column = f"{key}.{field}"
+    if params is not None and column in params:
+        size = params[column].to_numpy(dtype=float)[None, :]
+    else:
+        size = np.array([[getattr(stop, field)]], dtype=float)
+    if isinstance(stop, PercentStop):
+        return np.broadcast_to(size, (len(close), size.shape[1]))
+    if isinstance(stop, ATRStop):
+        return size * panel[stop.indicator] / close
+    raise TypeError(f"no stop rule for {type(stop).__name__}")
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A vectorbt portfolio on the rows described in the module docstring, with the period's bars.
+
+    Row ``2t`` is bar t's open row, ``2t + 1`` its rest-of-bar row, ``2n`` the valuation row; column j
+    is combination j."""
+
+    pf: Any
+    bars: pd.DataFrame
+    init_cash: float
+
+    @property
+    def n(self) -> int:
+        return len(self.bars)
+
+    @property
+    def columns(self) -> int:
+        return int(self.pf.wrapper.shape_2d[1])
+
+    def bar_of(self, row) -> np.ndarray:
+        return np.minimum(np.asarray(row) // 2, self.n - 1)
+
+    def bar_values(self) -> np.ndarray:
+        """Portfolio value at each bar's close, (bars, combinations); the last one after closing an
+        open position. Rebuilt from the orders (cash and units after each bar), which costs a few passes
+        over the bars instead of vectorbt's per-row cash, assets and value arrays."""
+        orders = self.pf.orders.values
+        n, k = self.n, self.columns
+        slot = self.bar_of(orders["idx"]) * k + orders["col"]
+        units = np.where(orders["side"] == 0, orders["size"], -orders["size"])
+        cash_flow = -units * orders["price"] - orders["fees"]
+        cash = np.bincount(slot, weights=cash_flow, minlength=n * k).reshape(n, k).cumsum(axis=0)
+        held = np.bincount(slot, weights=units, minlength=n * k).reshape(n, k).cumsum(axis=0)
+        close = self.bars["close"].to_numpy(dtype=float)[:, None]
+        return self.init_cash + cash + held * close  # the valuation row leaves no units at the end
+
+
+def _rows(on_open, on_rest, last) -> np.ndarray:
+    """vectorbt's rows from per-bar values (bars, k): open rows, rest-of-bar rows, then the valuation row."""
+    on_open, on_rest = (x[:, None] if np.ndim(x) == 1 else x for x in (np.asarray(on_open), on_rest))
+    out = np.empty((2 * on_open.shape[0] + 1, on_open.shape[1]), dtype=on_open.dtype)
+    out[0:-1:2] = on_open
+    out[1:-1:2] = on_rest
+    out[-1] = last
+    return out
+
+
+def _next_bar(x: np.ndarray, start: int, stop: int, fill) -> np.ndarray:
+    """What the bar before each bar of [start, stop) said: a signal acts at the next bar's open."""
+    out = np.empty((stop - start, x.shape[1]), dtype=x.dtype)
+    if start == 0:
+        out[0] = fill
+        out[1:] = x[: stop - 1]
+    else:
+        out[:] = x[start - 1 : stop - 1]
+    return out
+
+
+def simulate(
+    strategy: Strategy,
+    bars: pd.DataFrame,
+    panel: Panel | pd.DataFrame,
+    start: int,
+    stop: int,
+    params: pd.DataFrame | None = None,
+) -> Simulation:
+    """Run the portfolio of every combination on bars[start:stop], each starting flat with
+    ``init_cash``. Signals and stop distances are computed on all the bars (indicators are causal) and
+    act at the next bar's open: the first bar of the period can fill a signal of the bar before it.
+
+    ``panel`` holds the references of the combinations in ``params`` (one row each); a feature frame
+    (one column per reference) is the one-combination case."""
+    import vectorbt as vbt
+
+    if isinstance(panel, pd.DataFrame):
+        if not panel.index.equals(bars.index):
+            raise ValueError("backtest: the feature frame and the bars must share one index")
+        panel = FramePanel(panel)
+    risk = strategy.risk_model
+    px = bars.iloc[start:stop]
+    if len(px) == 0:
+        raise ValueError(f"backtest: the period [{start}, {stop}) has no bars")
+    k = 1 if params is None else len(params)
+
+    def period(x: np.ndarray, fill) -> np.ndarray:
+        return np.broadcast_to(_next_bar(x, start, stop, fill), (stop - start, k))
+
+    entries = period(entry_signal(strategy.entry_rules, panel), False)
+    exits = period(exit_signal(strategy.exit_rules, panel), False)
+    sl = period(stop_fractions(risk.stop_loss, "risk_model.stop_loss", panel, params), np.nan)
+    tp = period(stop_fractions(risk.take_profit, "risk_model.take_profit", panel, params), np.nan)
+
+    o, h, lo, c = (px[f].to_numpy(dtype=float) for f in ("open", "high", "low", "close"))
+    close = _rows(o, c, c[-1])
+    pf = vbt.Portfolio.from_signals(
+        close=close,
+        open=_rows(o, o, c[-1]),
+        high=_rows(o, h, c[-1]),
+        low=_rows(o, lo, c[-1]),
+        price=close,  # each row fills at its own close: the open on open rows, the last close at the end
+        entries=_rows(entries, False, False),
+        exits=_rows(exits, False, True),  # the valuation row closes what is still open
+        direction="longonly" if risk.direction == "long" else "shortonly",
+        upon_long_conflict="exit",
+        upon_short_conflict="exit",
+        size=risk.position_size,
+        size_type="percent",
+        fees=risk.fees,
+        slippage=risk.slippage,
+        sl_stop=_rows(sl, np.nan, np.nan),
+        tp_stop=_rows(tp, np.nan, np.nan),
+        sl_trail=risk.trailing_stop,
+        stop_entry_price="fillprice",
+        stop_exit_price="stopmarket",
+        init_cash=risk.init_cash,
+    )
+    return Simulation(pf=pf, bars=px, init_cash=float(risk.init_cash))

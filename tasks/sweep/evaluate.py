@@ -1,0 +1,71 @@
+"""Evaluate a chunk of combinations in one vectorized pass: one panel, one ``Portfolio.from_signals``
+call, one table of metrics.
+
+Memory is bounded by the chunk: the panel holds a few (bars x combinations) arrays and vectorbt a few
+(2 x bars + 1) x combinations ones, so a chunk takes :func:`chunk_size` combinations, sized from the bar
+count so that ``rows x combinations`` stays under ``STRATLAB_SWEEP_CELLS`` (default 4 million cells:
+a few hundred MB while a chunk runs, whatever the grid).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from strategy_contract.models import Strategy
+from tasks.backtest import column_metrics, simulate
+from tasks.sweep.panel import IndicatorCache, SweepPanel
+
+CELLS_ENV = "STRATLAB_SWEEP_CELLS"
+DEFAULT_CELLS = 4_000_000
+
+
+def chunk_size(n_bars: int, cells: int | None = None) -> int:
+    """Combinations per chunk for data of ``n_bars`` bars (vectorbt gets 2 rows a bar)."""
+    cells = cells or int(os.environ.get(CELLS_ENV, DEFAULT_CELLS))
+    return max(1, cells // (2 * n_bars + 1))
+
+
+def chunks(combos: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    return [combos.iloc[i : i + size] for i in range(0, len(combos), size)]
+
+
+def evaluate_chunk(
+    strategy: Strategy,
+    bars: pd.DataFrame,
+    combos: pd.DataFrame,
+    start: int,
+    stop: int,
+    per_year: float,
+    model_outputs: pd.DataFrame | None = None,
+    cache: IndicatorCache | None = None,
+) -> pd.DataFrame:
+    """The combinations with their metrics on bars[start:stop], one row each, in their order."""
+    cache = cache if cache is not None and cache.bars is bars else IndicatorCache(bars)
+    params = combos.reset_index(drop=True)
+    panel = SweepPanel(strategy, params, cache, model_outputs)
+    sim = simulate(strategy, bars, panel, start, stop, params)
+    table = column_metrics(sim, per_year)
+    table.index = combos.index
+    return combos.join(table)
+
+
+def evaluate_combos(
+    strategy: Strategy,
+    bars: pd.DataFrame,
+    combos: pd.DataFrame,
+    start: int,
+    stop: int,
+    per_year: float,
+    model_outputs: pd.DataFrame | None = None,
+    chunk: int | None = None,
+) -> pd.DataFrame:
+    """All combinations in this process, chunk by chunk (the flow runs the chunks as Prefect tasks)."""
+    cache = IndicatorCache(bars)
+    size = chunk or chunk_size(len(bars))
+    parts = [
+        evaluate_chunk(strategy, bars, part, start, stop, per_year, model_outputs, cache)
+        for part in chunks(combos, size)
+    ]
+    return pd.concat(parts)
