@@ -62,31 +62,43 @@ class Space:
         """'26 x 46 (ema_fast.window x ema_slow.window)'."""
         return f"{' x '.join(str(len(v)) for v in self.axes.values())} ({' x '.join(self.axes)})"
 
-    def grid(self, limit: int) -> pd.DataFrame:
-        """Every combination, one row each; refused when there are more than ``limit``."""
+    def check_limit(self, limit: int) -> None:
+        """Refuse a grid of more than ``limit`` combinations, saying what to do instead."""
         if self.size > limit:
             raise SweepInputError(
                 f"--max-combos: the grid of optimization_space has {self.size:,} combinations "
                 f"({self.describe()}), over the limit of {limit:,}; use --method optuna to sample "
                 f"{limit:,} of them, raise --max-combos, or disable or coarsen a parameter"
             )
+
+    def grid(self, limit: int) -> pd.DataFrame:
+        """Every combination, one row each; refused when there are more than ``limit``."""
+        self.check_limit(limit)
         mesh = np.meshgrid(*self.axes.values(), indexing="ij")
         combos = pd.DataFrame({k: m.ravel() for k, m in zip(self.axes, mesh, strict=True)})
         return self.valid(combos)
 
     def valid(self, combos: pd.DataFrame) -> pd.DataFrame:
-        """The combinations the catalog allows: an ordered pair of one indicator (MACD's fast < slow)
-        must stay ordered. Whole-number parameters as integers."""
+        """The combinations the catalog allows (see :meth:`allowed`), typed."""
+        return self.typed(combos[self.allowed(combos)].reset_index(drop=True))
+
+    def allowed(self, combos: pd.DataFrame) -> np.ndarray:
+        """Which combinations the catalog allows: an ordered pair of one indicator (MACD's fast < slow)
+        must stay ordered."""
         keep = np.ones(len(combos), dtype=bool)
         for ind in self.strategy.indicators:
             for a, b in CATALOG[ind.type].ordered:
-                lo = combos.get(f"{ind.id}.{a}", ind.params[a])
-                hi = combos.get(f"{ind.id}.{b}", ind.params[b])
-                keep &= np.asarray(lo < hi) if np.ndim(lo) or np.ndim(hi) else bool(lo < hi)
-        combos = combos[keep].reset_index(drop=True)
-        for key in combos.columns:
-            if self.strategy.param_is_whole(key):
-                combos[key] = combos[key].round().astype(np.int64)
+                lo = combos[f"{ind.id}.{a}"] if f"{ind.id}.{a}" in combos else ind.params[a]
+                hi = combos[f"{ind.id}.{b}"] if f"{ind.id}.{b}" in combos else ind.params[b]
+                keep &= np.broadcast_to(np.asarray(lo < hi), keep.shape)
+        return keep
+
+    def typed(self, combos: pd.DataFrame) -> pd.DataFrame:
+        """Whole-number parameters as integers, the others as floats."""
+        combos = combos.copy()
+        for key in self.keys:
+            whole = self.strategy.param_is_whole(key)
+            combos[key] = combos[key].round().astype(np.int64) if whole else combos[key].astype(float)
         return combos
 
     def model_keys(self) -> list[str]:
