@@ -539,7 +539,8 @@ class Strategy(_Model):
         """This contract with optimisation parameters set, e.g. ``{"ema_fast.window": 10}``: the parameter
         itself and its ``optimization_space`` value. Validated like any contract, so a value outside the
         catalog's bounds or an unordered pair (MACD fast >= slow) is refused naming the field."""
-        data = self.model_dump(mode="json", exclude_unset=True)
+        data = self.model_dump(mode="json")  # every value, also those the operator filled in
+        changed: set[str] = set()
         for key, value in values.items():
             if key not in self.optimization_space:
                 raise ValueError(
@@ -552,10 +553,16 @@ class Strategy(_Model):
             if head.startswith("risk_model."):
                 data["risk_model"][head.split(".")[1]][param] = value
                 continue
+            changed.add(head)
             for ind in data["indicators"]:
                 if ind["id"] == head:
-                    ind.setdefault("params", {})[param] = value
-        return Strategy.model_validate(data)
+                    ind["params"][param] = value
+        result = Strategy.model_validate(data)
+        _keep_fields_set(self, result)  # saved with exclude_unset, it still writes what this one set
+        for ind in result.indicators:
+            if ind.id in changed:
+                ind.__pydantic_fields_set__.add("params")
+        return result
 
     def on_market(self, symbol: str, timeframe: str) -> Strategy:
         """This contract run on another market: its own id gains '@<symbol>_<timeframe>'
@@ -572,3 +579,18 @@ class Strategy(_Model):
             for cost in ("fees", "slippage"):
                 data.get("risk_model", {}).pop(cost, None)
         return Strategy.model_validate(data)
+
+
+def _keep_fields_set(before: Any, after: Any) -> None:
+    """Give ``after`` (a copy of ``before`` with some values changed) the same fields-set marks, so
+    ``model_dump(exclude_unset=True)`` of both names the same fields."""
+    if isinstance(before, BaseModel) and isinstance(after, BaseModel):
+        after.__pydantic_fields_set__ = set(before.model_fields_set)
+        for name in type(before).model_fields:
+            _keep_fields_set(getattr(before, name), getattr(after, name))
+    elif isinstance(before, list | tuple) and isinstance(after, list | tuple):
+        for b, a in zip(before, after, strict=False):
+            _keep_fields_set(b, a)
+    elif isinstance(before, dict) and isinstance(after, dict):
+        for key in before.keys() & after.keys():
+            _keep_fields_set(before[key], after[key])

@@ -14,7 +14,7 @@ import os
 import pandas as pd
 
 from strategy_contract.models import Strategy
-from tasks.backtest import column_metrics, simulate
+from tasks.backtest import Simulation, column_metrics, simulate
 from tasks.sweep.panel import IndicatorCache, SweepPanel
 
 CELLS_ENV = "STRATLAB_SWEEP_CELLS"
@@ -31,6 +31,22 @@ def chunks(combos: pd.DataFrame, size: int) -> list[pd.DataFrame]:
     return [combos.iloc[i : i + size] for i in range(0, len(combos), size)]
 
 
+def simulate_chunk(
+    strategy: Strategy,
+    bars: pd.DataFrame,
+    combos: pd.DataFrame,
+    start: int,
+    stop: int,
+    model_outputs: pd.DataFrame | None = None,
+    cache: IndicatorCache | None = None,
+) -> Simulation:
+    """One portfolio per combination (column j is row j of ``combos``) on bars[start:stop]."""
+    cache = cache if cache is not None and cache.bars is bars else IndicatorCache.shared(bars)
+    params = combos.reset_index(drop=True)
+    panel = SweepPanel(strategy, params, cache, model_outputs)
+    return simulate(strategy, bars, panel, start, stop, params)
+
+
 def evaluate_chunk(
     strategy: Strategy,
     bars: pd.DataFrame,
@@ -42,10 +58,7 @@ def evaluate_chunk(
     cache: IndicatorCache | None = None,
 ) -> pd.DataFrame:
     """The combinations with their metrics on bars[start:stop], one row each, in their order."""
-    cache = cache if cache is not None and cache.bars is bars else IndicatorCache(bars)
-    params = combos.reset_index(drop=True)
-    panel = SweepPanel(strategy, params, cache, model_outputs)
-    sim = simulate(strategy, bars, panel, start, stop, params)
+    sim = simulate_chunk(strategy, bars, combos, start, stop, model_outputs, cache)
     table = column_metrics(sim, per_year)
     table.index = combos.index
     return combos.join(table)

@@ -8,6 +8,7 @@ their source as in ``tasks/features.py``; model outputs come from the group's tr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -21,9 +22,25 @@ from tasks import indicators
 class IndicatorCache:
     """Indicator outputs by (type, parameters), computed once per process for one set of bars."""
 
+    _shared: dict[str, IndicatorCache] = {}
+
     def __init__(self, bars: pd.DataFrame):
         self.bars = bars
         self._outputs: dict[tuple, dict[str, np.ndarray]] = {}
+
+    @classmethod
+    def shared(cls, bars: pd.DataFrame) -> IndicatorCache:
+        """This process's cache for bars with this content: the chunks of a sweep, run one after the
+        other here or on a Dask worker, each get their bars anew but compute an indicator only once.
+        Holds the caches of the last two data sets."""
+        digest = hashlib.sha256(pd.util.hash_pandas_object(bars, index=True).to_numpy().tobytes()).hexdigest()
+        if digest not in cls._shared:
+            while len(cls._shared) >= 2:
+                cls._shared.pop(next(iter(cls._shared)))
+            cls._shared[digest] = cls(bars)
+        cache = cls._shared[digest]
+        cache.bars = bars
+        return cache
 
     def outputs(self, kind: str, params: dict) -> dict[str, np.ndarray]:
         key = (kind, tuple(sorted(params.items())))
