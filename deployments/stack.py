@@ -26,6 +26,7 @@ from tasks.processes import alive, process_identity, same_process
 REPO = Path(__file__).resolve().parents[1]
 POOL = "stratlab-process"
 DEPLOYMENT = "research_cycle/research-cycle"
+SWEEP_DEPLOYMENT = "sweep/sweep"
 
 
 class Stack(BaseModel):
@@ -202,7 +203,7 @@ def configure(api: str, say=print) -> None:
     )
     if done.returncode != 0:
         raise RuntimeError(f"prefect deploy failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    say(f"deployed: {DEPLOYMENT} (prefect.yaml)")
+    say(f"deployed: {DEPLOYMENT}, {SWEEP_DEPLOYMENT} (prefect.yaml)")
 
 
 CRASH_AUTOMATION = "stratlab: mark silent cycles Crashed"

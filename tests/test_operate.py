@@ -46,6 +46,7 @@ class Stack:
             "STRATLAB_HOME": str(home),
             "PREFECT_HOME": str(home / "prefect"),
             "STRATLAB_STRATEGIES_DIR": str(self.strategies),
+            "STRATLAB_REPORTS_DIR": str(home / "reports"),
             "COLUMNS": "200",
             "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
         }
@@ -121,6 +122,34 @@ def test_up_deploys_one_cycle_at_a_time_with_an_inactive_schedule(stack):
     assert schedule.schedule.cron == "0 */4 * * *" and schedule.active is False
     assert limit.limit == 1
     assert "params" in deployment.parameter_openapi_schema["properties"]  # the UI's run form
+
+
+def test_the_sweep_deployment_runs_on_the_worker_with_a_typed_form(stack):
+    from prefect.deployments import run_deployment
+
+    with stack.client() as c:
+        deployment = c.read_deployment_by_name("sweep/sweep")
+        form = deployment.parameter_openapi_schema
+        assert "params" in form["properties"]
+        fields = form["definitions"]["SweepParams"]["properties"]
+        assert fields["method"]["enum"] == ["grid", "optuna"] and "max_combos" in fields
+        run = run_deployment(
+            "sweep/sweep",
+            parameters={
+                "params": {
+                    "strategy_file": str(STRATEGIES / "ema_cross_atr.yaml"),
+                    "method": "optuna",
+                    "max_combos": 60,
+                    "batch": 30,
+                }
+            },
+            timeout=0,
+        )
+    final = stack.wait_final(str(run.id), timeout=300)
+    assert final.state.name == "Completed", final.state.message
+    with stack.client() as c:
+        artifacts = c.read_artifacts()
+    assert any(a.key and a.key.endswith("-leaderboard") and a.flow_run_id == run.id for a in artifacts)
 
 
 def test_second_trigger_is_refused_and_never_runs_alongside(stack):
