@@ -14,7 +14,8 @@ import pytest
 import yaml
 from conftest import STRATEGIES
 
-from strategy_contract import load_strategy
+from strategy_contract import Strategy, load_strategy
+from strategy_contract.models import PercentStop
 from tasks.backtest import bars_per_year, column_metrics, run_backtest, simulate, trade_list
 from tasks.data import load_bars
 from tasks.features import feature_frame
@@ -311,3 +312,25 @@ def test_a_grid_over_the_limit_needs_optuna(tmp_path):
     said = " ".join(done.stderr.split())
     assert "--max-combos: the grid of optimization_space has 326,508 combinations" in said
     assert "use --method optuna" in said
+
+
+def test_without_stops_one_row_a_bar_gives_the_numbers_of_two():
+    """A contract without stops gives vectorbt one row a bar; with a stop too far to be reached (two
+    rows a bar) every trade and metric is the same."""
+    base = enforce_operator_rules(load_strategy(STRATEGIES / "ema_cross_atr.yaml"))
+    data = base.model_dump(mode="json", exclude_unset=True)
+    data["risk_model"].pop("take_profit")
+    data["optimization_space"] = {k: v for k, v in data["optimization_space"].items() if k.startswith("ema")}
+    no_stops = enforce_operator_rules(
+        Strategy.model_validate({**data, "risk_model": {**data["risk_model"], "stop_loss": None}})
+    )
+    far_stop = no_stops.model_copy(
+        update={"risk_model": no_stops.risk_model.model_copy(update={"stop_loss": PercentStop(value=0.5)})}
+    )
+    bars = load_bars("EURUSD", "1h")
+    combos = random_combos(Space.of(no_stops), 8, seed=3)
+    one_row, two_rows = (simulate_chunk(s, bars, combos, 0, len(bars)) for s in (no_stops, far_stop))
+    assert (one_row.rows_per_bar, two_rows.rows_per_bar) == (1, 2)
+    pd.testing.assert_frame_equal(column_metrics(one_row, 6000.0), column_metrics(two_rows, 6000.0))
+    for j in range(len(combos)):
+        assert trade_list(one_row, j) == trade_list(two_rows, j) and len(trade_list(one_row, j)) > 10

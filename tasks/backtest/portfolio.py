@@ -21,7 +21,8 @@ therefore gives vectorbt two rows per bar:
 - a *rest-of-bar row*: the bar's real open, high, low and close. A stop set by this bar's entry is
   checked against this bar's low/high, so it can exit the same bar.
 
-plus one *valuation row* after the last bar (open = high = low = close = the last close) where a
+(a contract without stop-loss and take-profit needs only the open rows: nothing happens inside its
+bars), plus one *valuation row* after the last bar (open = high = low = close = the last close) where a
 position still open is closed, so that every metric includes its exit fee and slippage; that trade is
 reported as ``open_position``, not among the closed trades.
 
@@ -69,13 +70,11 @@ class FramePanel(Mapping):
         return len(self.frame.columns)
 
 
-def stop_fractions(stop: Stop | None, key: str, panel: Panel, params: pd.DataFrame | None) -> np.ndarray:
-    """The stop distance as a fraction of price, known at each bar's close: (bars, combinations), or
-    all NaN (no stop). ``key`` names the stop's size in ``params`` (``risk_model.stop_loss.multiple``);
-    a combination without that column uses the contract's size."""
+def stop_fractions(stop: Stop, key: str, panel: Panel, params: pd.DataFrame | None) -> np.ndarray:
+    """The stop distance as a fraction of price, known at each bar's close: (bars, combinations).
+    ``key`` names the stop's size in ``params`` (``risk_model.stop_loss.multiple``); a combination
+    without that column uses the contract's size."""
     close = panel["close"]
-    if stop is None:
-        return np.full((len(close), 1), np.nan)
     field = "value" if isinstance(stop, PercentStop) else "multiple"
     column = f"{key}.{field}"
     if params is not None and column in params:
@@ -93,12 +92,14 @@ def stop_fractions(stop: Stop | None, key: str, panel: Panel, params: pd.DataFra
 class Simulation:
     """A vectorbt portfolio on the rows described in the module docstring, with the period's bars.
 
-    Row ``2t`` is bar t's open row, ``2t + 1`` its rest-of-bar row, ``2n`` the valuation row; column j
-    is combination j."""
+    With stops, row ``2t`` is bar t's open row, ``2t + 1`` its rest-of-bar row, ``2n`` the valuation
+    row; without stops (``rows_per_bar == 1``) row ``t`` is bar t's open row and ``n`` the valuation
+    row. Column j is combination j."""
 
     pf: Any
     bars: pd.DataFrame
     init_cash: float
+    rows_per_bar: int = 2
 
     @property
     def n(self) -> int:
@@ -108,8 +109,12 @@ class Simulation:
     def columns(self) -> int:
         return int(self.pf.wrapper.shape_2d[1])
 
+    @property
+    def valuation_row(self) -> int:
+        return self.rows_per_bar * self.n
+
     def bar_of(self, row) -> np.ndarray:
-        return np.minimum(np.asarray(row) // 2, self.n - 1)
+        return np.minimum(np.asarray(row) // self.rows_per_bar, self.n - 1)
 
     def bar_values(self) -> np.ndarray:
         """Portfolio value at each bar's close, (bars, combinations); the last one after closing an
@@ -126,12 +131,14 @@ class Simulation:
         return self.init_cash + cash + held * close  # the valuation row leaves no units at the end
 
 
-def _rows(on_open, on_rest, last) -> np.ndarray:
-    """vectorbt's rows from per-bar values (bars, k): open rows, rest-of-bar rows, then the valuation row."""
+def _rows(on_open, on_rest, last, per_bar: int = 2) -> np.ndarray:
+    """vectorbt's rows from per-bar values (bars, k): open rows, rest-of-bar rows (when there are two
+    rows a bar), then the valuation row."""
     on_open, on_rest = (x[:, None] if np.ndim(x) == 1 else x for x in (np.asarray(on_open), on_rest))
-    out = np.empty((2 * on_open.shape[0] + 1, on_open.shape[1]), dtype=on_open.dtype)
-    out[0:-1:2] = on_open
-    out[1:-1:2] = on_rest
+    out = np.empty((per_bar * on_open.shape[0] + 1, on_open.shape[1]), dtype=on_open.dtype)
+    out[0:-1:per_bar] = on_open
+    if per_bar == 2:
+        out[1:-1:2] = on_rest
     out[-1] = last
     return out
 
@@ -176,21 +183,29 @@ def simulate(
     def period(x: np.ndarray, fill) -> np.ndarray:
         return np.broadcast_to(_next_bar(x, start, stop, fill), (stop - start, k))
 
+    def stop_rows(stop: Stop | None, key: str) -> np.ndarray | float:
+        if stop is None:
+            return np.nan
+        return rows(period(stop_fractions(stop, key, panel, params), np.nan), np.nan, np.nan)
+
+    # Without stops nothing happens inside a bar: its open row alone carries the orders.
+    per_bar = 2 if risk.stop_loss is not None or risk.take_profit is not None else 1
+
+    def rows(on_open, on_rest, last) -> np.ndarray:
+        return _rows(on_open, on_rest, last, per_bar)
+
     entries = period(entry_signal(strategy.entry_rules, panel), False)
     exits = period(exit_signal(strategy.exit_rules, panel), False)
-    sl = period(stop_fractions(risk.stop_loss, "risk_model.stop_loss", panel, params), np.nan)
-    tp = period(stop_fractions(risk.take_profit, "risk_model.take_profit", panel, params), np.nan)
-
     o, h, lo, c = (px[f].to_numpy(dtype=float) for f in ("open", "high", "low", "close"))
-    close = _rows(o, c, c[-1])
+    close = rows(o, c, c[-1])
     pf = vbt.Portfolio.from_signals(
         close=close,
-        open=_rows(o, o, c[-1]),
-        high=_rows(o, h, c[-1]),
-        low=_rows(o, lo, c[-1]),
+        open=rows(o, o, c[-1]),
+        high=rows(o, h, c[-1]),
+        low=rows(o, lo, c[-1]),
         price=close,  # each row fills at its own close: the open on open rows, the last close at the end
-        entries=_rows(entries, False, False),
-        exits=_rows(exits, False, True),  # the valuation row closes what is still open
+        entries=rows(entries, False, False),
+        exits=rows(exits, False, True),  # the valuation row closes what is still open
         direction="longonly" if risk.direction == "long" else "shortonly",
         upon_long_conflict="exit",
         upon_short_conflict="exit",
@@ -198,11 +213,11 @@ def simulate(
         size_type="percent",
         fees=risk.fees,
         slippage=risk.slippage,
-        sl_stop=_rows(sl, np.nan, np.nan),
-        tp_stop=_rows(tp, np.nan, np.nan),
+        sl_stop=stop_rows(risk.stop_loss, "risk_model.stop_loss"),
+        tp_stop=stop_rows(risk.take_profit, "risk_model.take_profit"),
         sl_trail=risk.trailing_stop,
         stop_entry_price="fillprice",
         stop_exit_price="stopmarket",
         init_cash=risk.init_cash,
     )
-    return Simulation(pf=pf, bars=px, init_cash=float(risk.init_cash))
+    return Simulation(pf=pf, bars=px, init_cash=float(risk.init_cash), rows_per_bar=per_bar)
