@@ -82,7 +82,8 @@ def column_metrics(sim: Simulation, per_year: float) -> pd.DataFrame:
         )
     # bars held after their open: a trade enters on an open row; it holds through the open of each bar
     # up to its exit row (an exit on a rest-of-bar row still held that bar's open)
-    held = (trades["exit_idx"] - trades["entry_idx"] + 1) // 2
+    per_bar = sim.rows_per_bar
+    held = (trades["exit_idx"] - trades["entry_idx"] + per_bar - 1) // per_bar
     exposure = _per_column(trades["col"], held.astype(float), k) / sim.n
     orders = sim.pf.orders.values
     return pd.DataFrame(
@@ -105,7 +106,7 @@ def column_metrics(sim: Simulation, per_year: float) -> pd.DataFrame:
 
 def _closed(sim: Simulation, trades: np.ndarray) -> np.ndarray:
     """Trades closed inside the period; the one closed by the valuation row is the open position."""
-    return (trades["exit_idx"] != 2 * sim.n) & (trades["status"] != 0)  # 0: vectorbt's Open
+    return (trades["exit_idx"] != sim.valuation_row) & (trades["status"] != 0)  # 0: vectorbt's Open
 
 
 def _trade(sim: Simulation, rec, closed: bool) -> Trade:
