@@ -219,5 +219,8 @@ def simulate(
         stop_entry_price="fillprice",
         stop_exit_price="stopmarket",
         init_cash=risk.init_cash,
+        # every order opens a position on an entry signal or closes one: at most two per entry signal.
+        # vectorbt's default reserves one record per row and column, the largest array of a sweep.
+        max_orders=2 * int(np.count_nonzero(entries)) + 1,
     )
     return Simulation(pf=pf, bars=px, init_cash=float(risk.init_cash), rows_per_bar=per_bar)

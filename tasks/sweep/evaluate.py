@@ -3,7 +3,7 @@ call, one table of metrics.
 
 Memory is bounded by the chunk: the panel holds a few (bars x combinations) arrays and vectorbt a few
 (2 x bars + 1) x combinations ones, so a chunk takes :func:`chunk_size` combinations, sized from the bar
-count so that ``rows x combinations`` stays under ``STRATLAB_SWEEP_CELLS`` (default 4 million cells:
+count so that ``rows x combinations`` stays under ``STRATLAB_SWEEP_CELLS`` (default 2 million cells:
 a few hundred MB while a chunk runs, whatever the grid).
 """
 
@@ -18,7 +18,7 @@ from tasks.backtest import Simulation, column_metrics, simulate
 from tasks.sweep.panel import IndicatorCache, SweepPanel
 
 CELLS_ENV = "STRATLAB_SWEEP_CELLS"
-DEFAULT_CELLS = 4_000_000
+DEFAULT_CELLS = 2_000_000
 
 
 def chunk_size(n_bars: int, cells: int | None = None) -> int:
