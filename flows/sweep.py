@@ -136,6 +136,9 @@ def task_runner(dask: str | None):
                 "threads_per_worker": 1,
                 "processes": True,
                 "dashboard_address": None,
+                # the workers report their task runs to this run's API: without it each would start
+                # an ephemeral server of its own (~25 s) and its runs would land in another database
+                "env": {"PREFECT_API_URL": _api_url()},
             },
         )
     if not re.fullmatch(r"(tcp|tls|inproc|ws|wss)://[\w.\-:\[\]]+", dask):
@@ -143,6 +146,14 @@ def task_runner(dask: str | None):
             f"--dask: '{dask}' is neither a scheduler address (tcp://host:8786) nor local:N"
         )
     return DaskTaskRunner(address=dask)
+
+
+def _api_url() -> str:
+    """The API this process talks to (a server's, or the ephemeral one Prefect started for it)."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return str(client.api_url).rstrip("/")
 
 
 def check_request(params: SweepParams) -> tuple[Strategy, Space]:
