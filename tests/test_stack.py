@@ -132,11 +132,17 @@ def test_a_refused_signal_is_a_clear_error_not_a_traceback(sleeper):
                 worker_identity=process_identity(sleeper.pid),
             ).model_dump_json()
         )
-        # import everything as root (the virtualenv is not readable by nobody), then drop to nobody
+        # import everything as root (a checkout in a private folder is not readable by nobody), typer's
+        # and rich's lazily imported modules included, then drop to nobody
         script = (
-            "import os, sys\n"
+            "import contextlib, importlib, os, pkgutil, sys\n"
             "from stratlab.cli import app\n"
-            "import deployments.stack\n"
+            "import deployments.stack, rich, typer\n"
+            "for pkg in (typer, rich):\n"
+            "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+            "        if not m.name.endswith('__main__'):\n"
+            "            with contextlib.suppress(Exception):\n"
+            "                importlib.import_module(m.name)\n"
             "os.setgid(65534); os.setuid(65534)\n"
             "sys.argv = ['stratlab', 'down']\n"
             "app()\n"
