@@ -117,35 +117,41 @@ class SweepResult(BaseModel):
     seconds: float
 
 
+LOCAL_DASK = re.compile(r"local:([1-9]\d{0,2})")
+DASK_ADDRESS = re.compile(r"(tcp|tls|inproc|ws|wss)://[\w.\-:\[\]]+")
+
+
+def check_dask(dask: str | None) -> None:
+    """A scheduler address or local:N (1-999 workers), or nothing."""
+    if dask and not (LOCAL_DASK.fullmatch(dask) or DASK_ADDRESS.fullmatch(dask)):
+        raise SweepInputError(
+            f"--dask: '{dask}' is neither a scheduler address (tcp://host:8786) nor local:N (N >= 1)"
+        )
+
+
 def task_runner(dask: str | None):
     """In-process (one chunk at a time: the simulator holds the GIL, and memory stays one chunk's),
     or prefect-dask on a cluster."""
+    check_dask(dask)
     if not dask:
         return ThreadPoolTaskRunner(max_workers=1)
     from prefect_dask import DaskTaskRunner
 
-    local = re.fullmatch(r"local:(\d{1,3})", dask)
-    if local:
-        workers = int(local.group(1))
-        if workers < 1:
-            raise SweepInputError("--dask: local:N needs at least one worker")
-        return DaskTaskRunner(
-            cluster_class="distributed.LocalCluster",
-            cluster_kwargs={
-                "n_workers": workers,
-                "threads_per_worker": 1,
-                "processes": True,
-                "dashboard_address": None,
-                # the workers report their task runs to this run's API: without it each would start
-                # an ephemeral server of its own (~25 s) and its runs would land in another database
-                "env": {"PREFECT_API_URL": _api_url()},
-            },
-        )
-    if not re.fullmatch(r"(tcp|tls|inproc|ws|wss)://[\w.\-:\[\]]+", dask):
-        raise SweepInputError(
-            f"--dask: '{dask}' is neither a scheduler address (tcp://host:8786) nor local:N"
-        )
-    return DaskTaskRunner(address=dask)
+    local = LOCAL_DASK.fullmatch(dask)
+    if not local:
+        return DaskTaskRunner(address=dask)
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": int(local.group(1)),
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+            # the workers report their task runs to this run's API: without it each would start an
+            # ephemeral server of its own (~15 s) and its runs would land in another database
+            "env": {"PREFECT_API_URL": _api_url()},
+        },
+    )
 
 
 def _api_url() -> str:
@@ -164,6 +170,7 @@ def check_request(params: SweepParams) -> tuple[Strategy, Space]:
         (params.symbol or strategy.symbol).upper(), params.timeframe or strategy.timeframe
     )
     strategy = enforce_operator_rules(strategy)
+    check_dask(params.dask or os.environ.get(DASK_ENV) or None)
     space = Space.of(strategy)
     if params.method == "grid":
         space.check_limit(params.max_combos)

@@ -334,3 +334,12 @@ def test_without_stops_one_row_a_bar_gives_the_numbers_of_two():
     pd.testing.assert_frame_equal(column_metrics(one_row, 6000.0), column_metrics(two_rows, 6000.0))
     for j in range(len(combos)):
         assert trade_list(one_row, j) == trade_list(two_rows, j) and len(trade_list(one_row, j)) > 10
+
+
+def test_a_dask_option_that_names_no_cluster_is_refused(tmp_path):
+    file = small_space_contract(tmp_path, **EMA_SPACE)
+    for bad in ("local:0", "localhost:8786"):
+        done = stratlab_sweep("--strategy", file, "--dask", bad)
+        assert done.returncode == 1
+        said = " ".join(done.stderr.split())
+        assert f"--dask: '{bad}' is neither a scheduler address (tcp://host:8786) nor local:N" in said
