@@ -183,16 +183,16 @@ def simulate(
     def period(x: np.ndarray, fill) -> np.ndarray:
         return np.broadcast_to(_next_bar(x, start, stop, fill), (stop - start, k))
 
-    def stop_rows(stop: Stop | None, key: str) -> np.ndarray | float:
-        if stop is None:
-            return np.nan
-        return rows(period(stop_fractions(stop, key, panel, params), np.nan), np.nan, np.nan)
-
     # Without stops nothing happens inside a bar: its open row alone carries the orders.
     per_bar = 2 if risk.stop_loss is not None or risk.take_profit is not None else 1
 
     def rows(on_open, on_rest, last) -> np.ndarray:
         return _rows(on_open, on_rest, last, per_bar)
+
+    def stop_rows(level: Stop | None, key: str) -> np.ndarray | float:
+        if level is None:
+            return np.nan  # one scalar: no (rows x combinations) array of NaN
+        return rows(period(stop_fractions(level, key, panel, params), np.nan), np.nan, np.nan)
 
     entries = period(entry_signal(strategy.entry_rules, panel), False)
     exits = period(exit_signal(strategy.exit_rules, panel), False)
