@@ -32,6 +32,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
 from strategy_contract import Strategy, load_strategy
+from strategy_contract.io import strict_json
 from tasks.backtest import bars_per_year
 from tasks.data import load_market_data
 from tasks.edge import cached_step, uncached_step
@@ -162,6 +163,11 @@ def _api_url() -> str:
         return str(client.api_url).rstrip("/")
 
 
+def dask_address(params: SweepParams) -> str | None:
+    """The cluster a sweep runs on: ``params.dask``, else ``$STRATLAB_DASK_ADDRESS``, else none."""
+    return params.dask or os.environ.get(DASK_ENV) or None
+
+
 def check_request(params: SweepParams) -> tuple[Strategy, Space]:
     """The contract as it will run (on its market, under the operator's floors) and its space; raises
     naming the field when the sweep cannot run. Cheap: the CLI calls it before starting Prefect."""
@@ -170,7 +176,7 @@ def check_request(params: SweepParams) -> tuple[Strategy, Space]:
         (params.symbol or strategy.symbol).upper(), params.timeframe or strategy.timeframe
     )
     strategy = enforce_operator_rules(strategy)
-    check_dask(params.dask or os.environ.get(DASK_ENV) or None)
+    check_dask(dask_address(params))
     space = Space.of(strategy)
     if params.method == "grid":
         space.check_limit(params.max_combos)
@@ -285,7 +291,7 @@ def sweep(params: SweepParams) -> SweepResult:
         return score(table, params.objective, min_trades, stop - start, per_year)
 
     progress = _Progress(len(grid) if grid is not None else params.max_combos)
-    with task_runner(params.dask or os.environ.get(DASK_ENV) or None) as runner:
+    with task_runner(dask_address(params)) as runner:
         per_chunk = progress if grid is not None else None  # Optuna's progress counts trials, per batch
         evaluate = _Evaluator(strategy, market, bounds, per_year, params, runner, size, per_chunk)
         if grid is not None:
@@ -307,9 +313,9 @@ def sweep(params: SweepParams) -> SweepResult:
     ranked = rank(table)
     top = ranked.head(params.top)
     leaderboard = top[[*space.keys, *LEADERBOARD_METRICS]]
-    first = top.head(1).to_dict("records")
-    winner = first[0] if first and np.isfinite(first[0]["score"]) else None
-    best_params = {k: _plain(winner[k]) for k in space.keys} if winner is not None else None
+    first = _records(top.head(1))
+    winner = first[0] if first and first[0]["score"] is not None else None
+    best_params = {k: winner[k] for k in space.keys} if winner is not None else None
     best_contract = strategy.with_params(best_params) if best_params else None
     weights = importance(table, space.keys)
     axes = [k for k in weights][:2]
@@ -335,10 +341,10 @@ def sweep(params: SweepParams) -> SweepResult:
         chunks=evaluate.chunks,
         chunk_size=size,
         trained_groups=len(evaluate.trained),
-        dask=params.dask or os.environ.get(DASK_ENV) or None,
-        best=None if winner is None else {k: _plain(v) for k, v in winner.items()},
+        dask=dask_address(params),
+        best=winner,
         importance=weights,
-        leaderboard=[{k: _plain(v) for k, v in row.items()} for row in leaderboard.to_dict("records")],
+        leaderboard=_records(leaderboard),
         report_dir="",
         seconds=0.0,
     )
@@ -361,23 +367,19 @@ def sweep(params: SweepParams) -> SweepResult:
         },
     )
     result.report_dir = str(folder)
-    _publish(result, leaderboard, png)
+    _publish(result, png)
     return result
 
 
-def _plain(value):
-    """numpy scalars as JSON numbers; NaN as None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None if np.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return value
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as plain Python values in strict JSON: NaN (undefined) as None, infinity as "Infinity"."""
+    return strict_json(frame.to_dict("records"))
 
 
-def _publish(result: SweepResult, leaderboard: pd.DataFrame, png: bytes) -> None:
+def _publish(result: SweepResult, png: bytes) -> None:
     """The leaderboard as a table artifact and the heatmap in a markdown artifact."""
     key = _artifact_key(result.sweep_id)
-    rows = [{k: _plain(v) for k, v in row.items()} for row in leaderboard.to_dict("records")]
+    rows = result.leaderboard
     create_table_artifact(
         rows, key=f"{key}-leaderboard", description=f"Sweep {result.sweep_id}: top {len(rows)}"
     )
