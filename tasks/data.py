@@ -241,6 +241,12 @@ def list_datasets(directory: Path | None = None) -> list[DatasetInfo]:
     return infos
 
 
+def available_markets(directory: Path | None = None) -> list[tuple[str, str]]:
+    """(symbol, timeframe) of every bars file in the folder, without reading them: a request can be
+    checked before anything runs."""
+    return [(symbol, timeframe) for _, symbol, timeframe in _dataset_files(_existing_dir(directory))]
+
+
 def load_bars(symbol: str, timeframe: str, directory: Path | None = None) -> pd.DataFrame:
     """Validated bars for ``symbol`` (case-insensitive) and ``timeframe`` (exact, "1m" is not "1M")."""
     folder = _existing_dir(directory)

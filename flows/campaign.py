@@ -1,0 +1,466 @@
+"""The `campaign` flow: seed 003's loop, brief -> (run -> evaluate -> critique)* -> holdout -> verdict.
+
+The flow orders the steps and keeps the record; the work is in ``tasks/campaign/``. Every state change is
+persisted in ``campaign.json`` with its time and reason and shown as the run's state message. Each
+market of an iteration is a Prefect task cached by content (contract, development bars, request), and a
+finished iteration is its files, so a campaign run again after a crash, a cancel or a pause (Prefect
+re-runs a resumed flow from the top) reads back what it had finished and goes on with the next
+iteration. The holdout is opened once, at the end, for the one chosen candidate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pandas as pd
+from prefect import flow, get_client
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+from prefect.states import Running
+from pydantic import BaseModel
+
+from strategy_contract import Strategy, load_strategy
+from strategy_contract.io import atomic_write_bytes, atomic_write_json, strategy_to_yaml, strict_json
+from tasks.backtest import bars_per_year, column_metrics
+from tasks.campaign.brief import BRIEF_FAMILIES, compile_brief, fresh_contract
+from tasks.campaign.critic import critique_offline
+from tasks.campaign.decide import overfitting, since_improvement, stop_reason, verdict
+from tasks.campaign.holdout import DevelopmentMarket, open_holdout, seal_market
+from tasks.campaign.iteration import MarketResult, contract_on, run_market
+from tasks.campaign.record import CampaignRecord
+from tasks.campaign.report import (
+    all_trials,
+    campaign_dir,
+    finished_iterations,
+    leaderboard,
+    market_key,
+    market_returns,
+    trajectory_png,
+    write_iteration,
+    write_text,
+)
+from tasks.campaign.request import CampaignInputError, CampaignRequest, check_markets
+from tasks.data import median_abs_return
+from tasks.edge import cached_step
+from tasks.provenance import provenance
+from tasks.sweep.evaluate import simulate_chunk
+from tasks.sweep.groups import train_group
+from tasks.sweep.report import data_uri
+
+campaign_market = cached_step(run_market, "campaign-market")
+
+
+class CampaignSummary(BaseModel):
+    """What the flow returns and `stratlab campaign run --json` prints."""
+
+    campaign_id: str
+    state: str
+    stop_reason: str | None
+    verdict: str | None
+    iterations: int
+    trials: int
+    best: dict | None
+    report_dir: str
+
+
+def new_campaign_id() -> str:
+    run_id = flow_run.get_id() or uuid.uuid4().hex
+    return f"c{datetime.now(UTC):%Y%m%d}-{str(run_id).replace('-', '')[:8]}"
+
+
+@flow(name="campaign", log_prints=False)
+def campaign(request: CampaignRequest, campaign_id: str | None = None) -> CampaignSummary:
+    """Run (or continue) a campaign; ``campaign_id`` continues the one of that id."""
+    if request.designer == "claude":
+        raise CampaignInputError("designer: Claude's brief and critique are not built yet; use local or auto")
+    check_markets(request)
+    campaign_id = campaign_id or new_campaign_id()
+    folder = campaign_dir(campaign_id)
+    runner = _Campaign(request, campaign_id, folder)
+    try:
+        return runner.run()
+    except (KeyboardInterrupt, SystemExit):
+        runner.pause("interrupted")
+        raise
+    except Exception as exc:
+        runner.fail(exc)
+        raise
+
+
+class _Campaign:
+    def __init__(self, request: CampaignRequest, campaign_id: str, folder):
+        self.request, self.folder = request, folder
+        self.began = time.monotonic()
+        if (folder / "campaign.json").is_file():
+            self.record = CampaignRecord.load(folder)
+            if self.record.request != request.model_dump(mode="json"):
+                raise CampaignInputError(f"campaign {campaign_id}: continued with a different request")
+        else:
+            self.record = CampaignRecord(campaign_id=campaign_id, request=request.model_dump(mode="json"))
+        self.record.flow_run_id = str(flow_run.get_id() or "") or None
+        seals = {(s["symbol"], s["timeframe"]): s["sealed_from"] for s in self.record.seals}
+        self.markets = [
+            seal_market(symbol, tf, request.holdout_fraction, seals.get((symbol, tf)))
+            for symbol, tf in request.market_pairs
+        ]
+        self.record.seals = [m.seal.as_dict() for m in self.markets]
+        self.record.provenance = {
+            **provenance(request.seed, "", "market data"),
+            "development_data": {market_key(m.symbol, m.timeframe): m.sha256 for m in self.markets},
+        }
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> CampaignSummary:
+        record = self.record
+        if record.state in ("completed", "failed"):
+            return self.summary()
+        if record.state == "paused":
+            self.move(record.resumed_state(), "resumed", len(record.iterations))
+        if record.state in ("queued", "brief_generated"):
+            self.brief()
+        done = finished_iterations(self.folder)
+        record.iterations = done
+        record.trials = sum(it["trials"] for it in done)
+        reason = self.stop_reason() if done else None
+        while reason is None:
+            n = len(record.iterations) + 1
+            contract = self.contract_of(n)
+            if record.state == "campaign_evaluated":  # resumed between an evaluation and its critique
+                self.move("refinement_planned", "critique_written", n - 1)
+            self.move("campaign_running", "iteration_started", n)
+            self.iterate(n, contract)
+            self.move("campaign_evaluated", "iteration_evaluated", n)
+            reason = self.stop_reason()
+            if reason is None:
+                self.critique(n, contract)
+                self.move("refinement_planned", "critique_written", n)
+        record.stop_reason = reason
+        self.conclude()
+        self.move("completed", reason, len(record.iterations))
+        return self.summary()
+
+    @property
+    def gates(self):
+        return self.request.gates
+
+    def stop_reason(self) -> str | None:
+        hours = (time.monotonic() - self.began) / 3600
+        usd = self.record.costs["usd"]
+        return stop_reason(self.record.iterations, self.request.stop, hours, usd, self.gates.max_drawdown)
+
+    def brief(self) -> None:
+        first = self.markets[0]
+        if self.request.strategy_file:
+            contract = load_strategy(self.request.strategy_file)
+            text = f"# Brief\n\nStarting from `{self.request.strategy_file}` ({contract.strategy_id}).\n"
+            family = "given"
+        else:
+            volatility = median_abs_return(first.bars, len(first.bars)) or 1e-3
+            brief = compile_brief(
+                self.request.prompt, self.request.market_pairs, self.request.seed, volatility
+            )
+            contract, text, family = brief.contract, brief.markdown, brief.family
+        write_text(self.folder, "brief.md", text)
+        self.record.family = family
+        self.move("brief_generated", "offline_spec_compiler", 0)
+        write_text(self.folder, "contracts/iter_1.yaml", strategy_to_yaml(contract))
+        self.move("code_generated", "contract_validated", 0)
+
+    def contract_of(self, n: int) -> Strategy:
+        path = self.folder / "contracts" / f"iter_{n}.yaml"
+        if not path.is_file():  # the critique after n - 1 was lost with a crash: it is deterministic
+            before = self.contract_of(n - 1)
+            self.critique(n - 1, before)
+        return load_strategy(path)
+
+    def iterate(self, n: int, contract: Strategy) -> None:
+        seed = self.request.seed + n
+        results: list[MarketResult] = []
+        failed = None
+        for market in self.markets:
+            try:
+                results.append(campaign_market(contract, market, self.request, seed))
+            except (ValueError, RuntimeError) as exc:  # a contract that cannot run here: a failed iteration
+                failed = f"{market.symbol} {market.timeframe}: {exc}"
+                break
+        tables, returns = [], {}
+        for result in results:
+            key = market_key(result.symbol, result.timeframe)
+            table = result.table.copy()
+            table.insert(0, "market", f"{result.symbol}:{result.timeframe}")
+            table.insert(1, "strategy_id", result.strategy.strategy_id)
+            tables.append(table)
+            returns[key] = result.returns
+        table = pd.concat(tables, ignore_index=True) if tables and not failed else pd.DataFrame()
+        trials = sum(r.trials for r in results) if not failed else 0
+        summary = {
+            "iteration": n,
+            "strategy_id": contract.strategy_id,
+            "family": self.record.family,
+            "trials": trials,
+            "failed": failed,
+            "best": None,
+            "best_score": None,
+            "overfitting": None,
+            "trained": {market_key(r.symbol, r.timeframe): r.trained for r in results},
+        }
+        if not failed and table["score"].notna().any():
+            row = table.loc[table["score"].idxmax()].to_dict()
+            summary["best"] = strict_json(row)
+            summary["best_score"] = float(row["score"])
+        write_iteration(self.folder, n, summary, table, returns if not failed else {})
+        if summary["best"] is not None:
+            summary["overfitting"] = self.luck(summary["best"], n)
+            write_iteration(self.folder, n, summary, table, {})
+        self.record.iterations.append(summary)
+        self.record.trials += trials
+        self.record.save(self.folder)
+        self.publish(n)
+
+    def luck(self, best: dict, iterations: int) -> dict:
+        """DSR and PBO of ``best`` over every trial so far (see tasks/campaign/decide.py)."""
+        trials = all_trials(self.folder, iterations)
+        symbol, timeframe = best["market"].split(":")
+        mine = trials[trials["market"] == best["market"]]
+        matrix = market_returns(self.folder, iterations, market_key(symbol, timeframe))
+        total = int(sum(it["trials"] for it in finished_iterations(self.folder)[:iterations]))
+        return overfitting(best, mine["sharpe_per_bar"].to_numpy(dtype=float), max(total, 1), matrix)
+
+    def critique(self, n: int, contract: Strategy) -> None:
+        summary = finished_iterations(self.folder)[n - 1]
+        first = self.markets[0]
+        volatility = median_abs_return(first.bars, len(first.bars)) or 1e-3
+        tried = [it.get("family") for it in finished_iterations(self.folder)[:n]]
+        fresh = {
+            family: (
+                lambda family=family: fresh_contract(
+                    family, first.symbol, first.timeframe, self.request.seed + n, volatility
+                )
+            )
+            for family in BRIEF_FAMILIES
+        }
+        best = summary["best"]
+        params = {k: v for k, v in (best or {}).items() if k in contract.optimization_space}
+        result = critique_offline(
+            contract,
+            {**(best or {}), **params} if best else None,
+            since_improvement(finished_iterations(self.folder)[:n], self.request.stop.min_improvement),
+            tried,
+            self.gates.min_trades,
+            self.gates.max_drawdown,
+            self.request.max_changes,
+            n,
+            fresh,
+        )
+        switched = next((a["family"] for a in result.actions if a["rule"] == "switch_family"), None)
+        if switched:
+            self.record.family = switched
+        write_text(self.folder, f"patches/iter_{n}.diff", result.diff)
+        atomic_write_json(
+            self.folder / "patches" / f"iter_{n}.json", {"actions": result.actions, "changed": result.changed}
+        )
+        write_text(self.folder, f"contracts/iter_{n + 1}.yaml", strategy_to_yaml(result.contract))
+
+    # --- the end -----------------------------------------------------------------------------------
+
+    def conclude(self) -> None:
+        record = self.record
+        trials = all_trials(self.folder, len(record.iterations))
+        scored = trials[trials["score"].notna()] if len(trials) else trials
+        if not len(scored):
+            record.verdict, record.rationale = verdict(None, None, None, self.gates)
+        else:
+            row = scored.loc[scored["score"].idxmax()].to_dict()
+            best = strict_json(row)
+            record.best = best
+            record.overfitting = self.luck(best, len(record.iterations))
+            record.holdout = self.holdout(best)
+            record.verdict, record.rationale = verdict(best, record.overfitting, record.holdout, self.gates)
+        board = leaderboard(trials) if len(trials) else pd.DataFrame()
+        write_text(self.folder, "leaderboard.csv", board.to_csv(index=False))
+        png = trajectory_png(record.iterations, f"campaign {record.campaign_id}")
+        atomic_write_bytes(self.folder / "trajectory.png", png)
+        write_text(self.folder, "report.md", report_markdown(record, board, png_name="trajectory.png"))
+
+    def best_contract(self, best: dict) -> tuple[Strategy, DevelopmentMarket]:
+        contract = load_strategy(self.folder / "contracts" / f"iter_{int(best['iteration'])}.yaml")
+        market = next(m for m in self.markets if f"{m.symbol}:{m.timeframe}" == best["market"])
+        runs = contract_on(contract, market)
+        params = {k: best[k] for k in runs.optimization_space if k in best and best[k] is not None}
+        chosen = runs.with_params(params)
+        write_text(self.folder, "best_contract.yaml", strategy_to_yaml(chosen))
+        return chosen, market
+
+    def holdout(self, best: dict) -> dict:
+        """The chosen candidate on the sealed bars, once (read back if it was already evaluated)."""
+        done = self.folder / "holdout.json"
+        if done.is_file():
+            import json
+
+            return json.loads(done.read_text(encoding="utf-8"))
+        chosen, market = self.best_contract(best)
+        bars, start = open_holdout(self.folder, market.seal, chosen.strategy_id)
+        outputs = None
+        if chosen.has_model:
+            from tasks.splits import SplitBounds
+
+            fit = start * 4 // 5
+            bounds = SplitBounds(train=(0, fit), validation=(fit, start), test=(start, len(bars)))
+            trained = train_group(chosen, bars, bounds, {}, self.request.seed)
+            outputs = trained.model_outputs
+        combos = pd.DataFrame({k: [chosen.optimization_space[k].value] for k in chosen.optimization_space})
+        sim = simulate_chunk(chosen, bars, combos, start, len(bars), outputs)
+        metrics = column_metrics(sim, bars_per_year(bars.index)).iloc[0].to_dict()
+        result = strict_json(
+            {
+                "candidate": chosen.strategy_id,
+                "market": best["market"],
+                "start": str(bars.index[start]),
+                "end": str(bars.index[-1]),
+                "bars": len(bars) - start,
+                **{k: float(v) for k, v in metrics.items()},
+            }
+        )
+        atomic_write_json(done, result)
+        return result
+
+    # --- state --------------------------------------------------------------------------------------
+
+    def move(self, state: str, reason: str, iteration: int) -> None:
+        self.record.move(state, reason, iteration)
+        self.record.save(self.folder)
+        _show_state(f"iteration {iteration} | {state} | {reason}")
+
+    def pause(self, reason: str) -> None:
+        if self.record.state not in ("completed", "failed", "paused", "queued"):
+            self.move("paused", reason, len(self.record.iterations))
+
+    def fail(self, exc: BaseException) -> None:
+        self.record.error = f"{type(exc).__name__}: {exc}"[:2000]
+        if self.record.state not in ("completed", "failed"):
+            if self.record.state == "paused":
+                self.record.move(self.record.resumed_state(), "resumed", len(self.record.iterations))
+            self.move("failed", type(exc).__name__, len(self.record.iterations))
+
+    def summary(self) -> CampaignSummary:
+        r = self.record
+        return CampaignSummary(
+            campaign_id=r.campaign_id,
+            state=r.state,
+            stop_reason=r.stop_reason,
+            verdict=r.verdict,
+            iterations=len(r.iterations),
+            trials=r.trials,
+            best=r.best,
+            report_dir=str(self.folder),
+        )
+
+    def publish(self, n: int) -> None:
+        """After each iteration: the leaderboard and the score trajectory as artifacts of the run."""
+        if not flow_run.get_id():
+            return
+        trials = all_trials(self.folder, n)
+        board = leaderboard(trials, top=10)
+        key = f"campaign-{self.record.campaign_id}".replace("_", "-")[:90]
+        create_table_artifact(strict_json(board.to_dict("records")), key=f"{key}-leaderboard")
+        png = trajectory_png(self.record.iterations, f"campaign {self.record.campaign_id}")
+        best = max(
+            (it["best_score"] for it in self.record.iterations if it["best_score"] is not None), default=None
+        )
+        text = (
+            f"# Campaign {self.record.campaign_id}: iteration {n}\n\n"
+            f"{self.record.trials:,} trials so far; best score {best if best is None else f'{best:.4f}'}.\n\n"
+            f"![best score by iteration]({data_uri(png)})\n"
+        )
+        create_markdown_artifact(text, key=f"{key}-trajectory", description="Campaign score trajectory")
+
+
+def _show_state(message: str) -> None:
+    """The run stays Running; its message says where the campaign is (UI and `stratlab campaign status`)."""
+    run_id = flow_run.get_id()
+    if run_id:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(run_id, Running(message=message[:300]), force=True)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _markdown_table(frame: pd.DataFrame) -> list[str]:
+    head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rows = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return [head, "|" + "---|" * len(frame.columns), *rows]
+
+
+def report_markdown(record: CampaignRecord, board: pd.DataFrame, png_name: str) -> str:
+    """The campaign's report: verdict and rationale first, then the path that led there."""
+    lines = [
+        f"# Campaign {record.campaign_id}",
+        "",
+        f"**Verdict: {record.verdict}** (stopped: {record.stop_reason}; {len(record.iterations)} iterations, "
+        f"{record.trials:,} trials)",
+        "",
+        "> " + record.request["prompt"].replace("\n", "\n> "),
+        "",
+        "## Rationale",
+        "",
+        "| criterion | value | threshold | passed |",
+        "|---|---|---|---|",
+    ]
+    for row in record.rationale:
+        lines.append(
+            f"| {row['criterion']} | {_fmt(row['value'])} | {row['op']} {_fmt(row['threshold'])} | "
+            f"{'yes' if row['passed'] else 'no'} |"
+        )
+    if record.best:
+        best = record.best
+        params = ", ".join(f"`{k}` = {_fmt(v)}" for k, v in best.items() if "." in k)
+        lines += [
+            "",
+            "## Best candidate",
+            "",
+            f"{best['strategy_id']} on {best['market']} (iteration {best.get('iteration')}): {params}",
+            f"walk-forward OOS Sharpe {_fmt(best['oos_sharpe'])}, annual return {_fmt(best['oos_annual_return'])}, "
+            f"max drawdown {_fmt(best['oos_max_drawdown'])}, {best['oos_trades']} trades, "
+            f"degradation {_fmt(best['oos_degradation'])}, fold Sharpe std {_fmt(best['fold_sharpe_std'])}.",
+        ]
+    if record.overfitting:
+        o = record.overfitting
+        lines += [
+            "",
+            f"Multiple testing: {o['trials']:,} trials; PSR {_fmt(o.get('psr'))}, deflated Sharpe "
+            f"{_fmt(o.get('dsr'))}, PBO {_fmt(o.get('pbo'))} (CSCV, {o.get('pbo_splits', 0)} splits).",
+        ]
+    if record.holdout:
+        h = record.holdout
+        lines += [
+            "",
+            f"Holdout (opened once, {h['start']} to {h['end']}, {h['bars']} bars): Sharpe {_fmt(h.get('sharpe'))}, "
+            f"return {_fmt(h.get('total_return'))}, max drawdown {_fmt(h.get('max_drawdown'))}, "
+            f"{_fmt(h.get('trades'))} trades.",
+        ]
+    lines += ["", "## Iterations", "", "| iteration | strategy | trials | best score |", "|---|---|---|---|"]
+    for it in record.iterations:
+        lines.append(
+            f"| {it['iteration']} | {it['strategy_id']} | {it['trials']} | {_fmt(it['best_score'])} |"
+        )
+    lines += ["", f"![score trajectory]({png_name})", "", "## Leaderboard", ""]
+    if len(board):
+        lines += _markdown_table(board.head(10))
+    lines += ["", "## State transitions", ""]
+    lines += [f"- {t.at} {t.state} ({t.reason}, iteration {t.iteration})" for t in record.transitions]
+    return "\n".join(lines) + "\n"
+
+
+def run_campaign(request: CampaignRequest, campaign_id: str | None = None) -> CampaignSummary:
+    """The campaign in this process (Prefect's ephemeral API unless PREFECT_API_URL is set)."""
+    return campaign(request, campaign_id)
