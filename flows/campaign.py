@@ -18,10 +18,13 @@ from datetime import UTC, datetime
 import pandas as pd
 from prefect import flow, get_client
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import Pause, TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Running
 from pydantic import BaseModel
 
+from flows.guard import LEASE_SECONDS, ensure_limit, one_cycle_at_a_time
 from strategy_contract import Strategy, load_strategy
 from strategy_contract.io import atomic_write_bytes, atomic_write_json, strategy_to_yaml, strict_json
 from tasks.backtest import bars_per_year, column_metrics
@@ -51,6 +54,7 @@ from tasks.sweep.groups import train_group
 from tasks.sweep.report import data_uri
 
 campaign_market = cached_step(run_market, "campaign-market")
+CAMPAIGN_LIMIT = "campaign"  # one campaign at a time, across every deployment, worker and process
 
 
 class CampaignSummary(BaseModel):
@@ -67,8 +71,12 @@ class CampaignSummary(BaseModel):
 
 
 def new_campaign_id() -> str:
-    run_id = flow_run.get_id() or uuid.uuid4().hex
-    return f"c{datetime.now(UTC):%Y%m%d}-{str(run_id).replace('-', '')[:8]}"
+    """A campaign's id from its flow run (the same when the run is resumed or run again), else random."""
+    run_id = flow_run.get_id()
+    if not run_id:
+        return f"c{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:8]}"
+    started = flow_run.get_scheduled_start_time() or datetime.now(UTC)
+    return f"c{started:%Y%m%d}-{str(run_id).replace('-', '')[:8]}"
 
 
 @flow(name="campaign", log_prints=False)
@@ -80,10 +88,18 @@ def campaign(request: CampaignRequest, campaign_id: str | None = None) -> Campai
     campaign_id = campaign_id or new_campaign_id()
     folder = campaign_dir(campaign_id)
     runner = _Campaign(request, campaign_id, folder)
+    ensure_limit(CAMPAIGN_LIMIT)
     try:
-        return runner.run()
-    except (KeyboardInterrupt, SystemExit):
+        with concurrency(CAMPAIGN_LIMIT, occupy=1, strict=True, lease_duration=LEASE_SECONDS):
+            return runner.run()
+    except Pause:  # suspended (the UI's Pause, `stratlab campaign pause`): this process ends here
+        runner.pause("suspended")
+        raise
+    except KeyboardInterrupt:  # Ctrl-C of an in-process campaign: `campaign run --resume ID` goes on
         runner.pause("interrupted")
+        raise
+    except TerminationSignal:  # cancelled: the record says where it stopped; a re-run continues
+        runner.pause("cancelled")
         raise
     except Exception as exc:
         runner.fail(exc)
@@ -132,7 +148,8 @@ class _Campaign:
             if record.state == "campaign_evaluated":  # resumed between an evaluation and its critique
                 self.move("refinement_planned", "critique_written", n - 1)
             self.move("campaign_running", "iteration_started", n)
-            self.iterate(n, contract)
+            with one_cycle_at_a_time():  # the research slot: a cycle waits at most one iteration
+                self.iterate(n, contract)
             self.move("campaign_evaluated", "iteration_evaluated", n)
             reason = self.stop_reason()
             if reason is None:

@@ -19,16 +19,18 @@ CYCLE_LIMIT = "research-cycle"
 LEASE_SECONDS = 60
 
 
-def ensure_cycle_limit() -> None:
-    """Create the limit (1 slot) if the API does not have it yet; idempotent."""
+def ensure_limit(name: str) -> None:
+    """Create a global concurrency limit of 1 slot if the API does not have it yet; idempotent."""
     with get_client(sync_client=True) as client:
         try:
-            client.read_global_concurrency_limit_by_name(CYCLE_LIMIT)
+            client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             with suppress(ObjectAlreadyExists):
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=CYCLE_LIMIT, limit=1)
-                )
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+
+
+def ensure_cycle_limit() -> None:
+    ensure_limit(CYCLE_LIMIT)
 
 
 def clear_abandoned_stages() -> list[str]:

@@ -163,7 +163,7 @@ def evaluate_folds(
     total = curve[-1] - 1.0
     sharpe_bar = _sharpe(returns)
     skew, kurt = _moments(returns)
-    is_mean = np.nanmean(np.where(np.isfinite(is_sharpe), is_sharpe, np.nan), axis=0)
+    is_mean = _nan_mean(is_sharpe)
     table = pd.DataFrame(
         {
             "oos_sharpe": sharpe_bar * np.sqrt(per_year),
@@ -173,8 +173,8 @@ def evaluate_folds(
             "oos_trades": trades.astype(int),
             "oos_win_rate": np.where(trades > 0, wins / np.maximum(trades, 1), np.nan),
             "is_sharpe": is_mean,
-            "fold_sharpe_mean": np.nanmean(oos_sharpe, axis=0),
-            "fold_sharpe_std": np.nanstd(oos_sharpe, axis=0, ddof=1),
+            "fold_sharpe_mean": _nan_mean(oos_sharpe),
+            "fold_sharpe_std": _nan_std(oos_sharpe),
             "sharpe_per_bar": sharpe_bar,
             "oos_skew": skew,
             "oos_kurtosis": kurt,
@@ -186,6 +186,24 @@ def evaluate_folds(
         table[f"fold{fold.index + 1}_sharpe"] = oos_sharpe[fold.index]
     table["oos_degradation"] = degradation(table["is_sharpe"], table["oos_sharpe"])
     return combos.join(table), condense(returns)
+
+
+def _nan_mean(x: np.ndarray) -> np.ndarray:
+    """Mean over folds of the defined values (NaN where a column has none)."""
+    ok = np.isfinite(x)
+    count = ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.where(ok, x, 0.0).sum(axis=0) / count, np.nan)
+
+
+def _nan_std(x: np.ndarray) -> np.ndarray:
+    """Sample std over folds of the defined values (NaN with fewer than two)."""
+    ok = np.isfinite(x)
+    count = ok.sum(axis=0)
+    mean = _nan_mean(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(ok, (x - mean) ** 2, 0.0).sum(axis=0) / (count - 1)
+    return np.where(count > 1, np.sqrt(var), np.nan)
 
 
 def degradation(in_sample: pd.Series, oos: pd.Series) -> pd.Series:
