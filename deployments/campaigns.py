@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 from uuid import UUID
 
+from deployments.stack import CAMPAIGN_DEPLOYMENT
 from tasks.campaign.record import CampaignRecord
 from tasks.campaign.report import campaign_dir, campaigns_dir
-
-CAMPAIGN_DEPLOYMENT = "campaign/campaign"
 
 
 def start(request: dict, campaign_id: str) -> dict:

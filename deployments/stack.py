@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 POOL = "stratlab-process"
 DEPLOYMENT = "research_cycle/research-cycle"
 SWEEP_DEPLOYMENT = "sweep/sweep"
+CAMPAIGN_DEPLOYMENT = "campaign/campaign"
 
 
 class Stack(BaseModel):
@@ -186,14 +187,18 @@ def configure(api: str, say=print) -> None:
     from prefect.exceptions import ObjectAlreadyExists
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.guard import ensure_cycle_limit
+    from flows.guard import CAMPAIGN_LIMIT, ensure_cycle_limit, ensure_limit
 
     with temporary_settings(updates={PREFECT_API_URL: api}):
         with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
             client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
         ensure_cycle_limit()
+        ensure_limit(CAMPAIGN_LIMIT)
         ensure_crash_detection()
-    say(f"set-up: work pool {POOL}, global concurrency limit research-cycle (1 slot), crash detection")
+    say(
+        f"set-up: work pool {POOL}, global concurrency limits research-cycle and campaign (1 slot each), "
+        "crash detection"
+    )
     done = subprocess.run(
         [_prefect(), "--no-prompt", "deploy", "--all"],
         cwd=REPO,
@@ -203,7 +208,7 @@ def configure(api: str, say=print) -> None:
     )
     if done.returncode != 0:
         raise RuntimeError(f"prefect deploy failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    say(f"deployed: {DEPLOYMENT}, {SWEEP_DEPLOYMENT} (prefect.yaml)")
+    say(f"deployed: {DEPLOYMENT}, {SWEEP_DEPLOYMENT}, {CAMPAIGN_DEPLOYMENT} (prefect.yaml)")
 
 
 CRASH_AUTOMATION = "stratlab: mark silent cycles Crashed"

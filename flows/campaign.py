@@ -24,7 +24,7 @@ from prefect.runtime import flow_run
 from prefect.states import Running
 from pydantic import BaseModel
 
-from flows.guard import LEASE_SECONDS, ensure_limit, one_cycle_at_a_time
+from flows.guard import CAMPAIGN_LIMIT, LEASE_SECONDS, ensure_limit, one_cycle_at_a_time
 from strategy_contract import Strategy, load_strategy
 from strategy_contract.io import atomic_write_bytes, atomic_write_json, strategy_to_yaml, strict_json
 from tasks.backtest import bars_per_year, column_metrics
@@ -54,7 +54,6 @@ from tasks.sweep.groups import train_group
 from tasks.sweep.report import data_uri
 
 campaign_market = cached_step(run_market, "campaign-market")
-CAMPAIGN_LIMIT = "campaign"  # one campaign at a time, across every deployment, worker and process
 
 
 class CampaignSummary(BaseModel):
@@ -196,6 +195,7 @@ class _Campaign:
 
     def iterate(self, n: int, contract: Strategy) -> None:
         seed = self.request.seed + n
+        began = time.monotonic()
         results: list[MarketResult] = []
         failed = None
         for market in self.markets:
@@ -229,10 +229,15 @@ class _Campaign:
             row = table.loc[table["score"].idxmax()].to_dict()
             summary["best"] = strict_json(row)
             summary["best_score"] = float(row["score"])
-        write_iteration(self.folder, n, summary, table, returns if not failed else {})
+        write_iteration(self.folder, n, None, table, returns if not failed else {})
+        swept = time.monotonic()
         if summary["best"] is not None:
             summary["overfitting"] = self.luck(summary["best"], n)
-            write_iteration(self.folder, n, summary, table, {})
+        summary["seconds"] = {
+            "sweep": round(swept - began, 3),
+            "evaluate": round(time.monotonic() - swept, 3),
+        }
+        write_iteration(self.folder, n, summary, table, {})
         self.record.iterations.append(summary)
         self.record.trials += trials
         self.record.save(self.folder)
@@ -248,6 +253,7 @@ class _Campaign:
         return overfitting(best, mine["sharpe_per_bar"].to_numpy(dtype=float), max(total, 1), matrix)
 
     def critique(self, n: int, contract: Strategy) -> None:
+        began = time.monotonic()
         summary = finished_iterations(self.folder)[n - 1]
         first = self.markets[0]
         volatility = median_abs_return(first.bars, len(first.bars)) or 1e-3
@@ -277,9 +283,13 @@ class _Campaign:
         if switched:
             self.record.family = switched
         write_text(self.folder, f"patches/iter_{n}.diff", result.diff)
-        atomic_write_json(
-            self.folder / "patches" / f"iter_{n}.json", {"actions": result.actions, "changed": result.changed}
-        )
+        record = {
+            "actions": result.actions,
+            "changed": result.changed,
+            "family": self.record.family,
+            "seconds": round(time.monotonic() - began, 3),
+        }
+        atomic_write_json(self.folder / "patches" / f"iter_{n}.json", record)
         write_text(self.folder, f"contracts/iter_{n + 1}.yaml", strategy_to_yaml(result.contract))
 
     # --- the end -----------------------------------------------------------------------------------
@@ -401,7 +411,9 @@ def _show_state(message: str) -> None:
     run_id = flow_run.get_id()
     if run_id:
         with get_client(sync_client=True) as client:
-            client.set_flow_run_state(run_id, Running(message=message[:300]), force=True)
+            state = client.read_flow_run(run_id).state
+            if state is not None and state.is_running():  # never overwrite a suspension or a cancel
+                client.set_flow_run_state(run_id, Running(message=message[:300]), force=True)
 
 
 def _fmt(value) -> str:

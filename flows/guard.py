@@ -16,6 +16,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 CYCLE_LIMIT = "research-cycle"
+CAMPAIGN_LIMIT = "campaign"  # one campaign at a time, across every deployment, worker and process
 LEASE_SECONDS = 60
 
 

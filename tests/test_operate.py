@@ -294,6 +294,56 @@ def test_activated_schedules_create_runs(stack):
                     c.delete_flow_run(run.id)
 
 
+def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_stopped(stack):
+    import psutil
+
+    with stack.client() as c:
+        form = c.read_deployment_by_name("campaign/campaign").parameter_openapi_schema
+    fields = form["definitions"]["CampaignRequest"]["properties"]
+    assert {"prompt", "markets", "folds", "holdout_fraction", "weights", "stop"} <= set(fields)
+    started = stack.json(
+        "campaign",
+        "start",
+        "--prompt",
+        "Trend following with an EMA crossover",
+        "--market",
+        "EURUSD:1h",
+        "--trials",
+        "300",
+        "--max-iterations",
+        "3",
+    )
+    assert started["started"], started
+    folder = stack.home / "reports/campaigns" / started["campaign_id"]
+    deadline = time.monotonic() + 300
+    while not (folder / "iterations/iter_1.json").is_file():
+        assert time.monotonic() < deadline, "no iteration finished"
+        time.sleep(0.5)
+    assert stack.json("campaign", "pause", started["campaign_id"])["paused"]
+    deadline = time.monotonic() + 180
+    while (status := stack.json("campaign", "status", started["campaign_id"]))["run"]["state"] != "Suspended":
+        assert time.monotonic() < deadline, status
+        time.sleep(1)
+    worker = psutil.Process(json.loads((stack.home / "stack.json").read_text())["worker_pid"])
+    time.sleep(5)  # the worker reaps the flow's process
+    assert not [p for p in worker.children(recursive=True) if "flow" in " ".join(p.cmdline())]
+    record = json.loads((folder / "campaign.json").read_text())
+    assert record["state"] == "paused" and record["transitions"][-1]["reason"] == "suspended"
+    done = sorted((folder / "iterations").glob("iter_*"))
+    before = {p.name: p.read_bytes() for p in done}
+
+    assert stack.json("campaign", "resume", started["campaign_id"])["resumed"]
+    run = stack.wait_final(started["run_id"], timeout=400)
+    assert run.state.name == "Completed", run.state
+    record = json.loads((folder / "campaign.json").read_text())
+    assert record["state"] == "completed" and len(record["iterations"]) == 3 and record["verdict"]
+    assert {p.name: p.read_bytes() for p in done} == before  # finished iterations read back, not redone
+    started_iterations = [t["iteration"] for t in record["transitions"] if t["reason"] == "iteration_started"]
+    finished_before = len([p for p in before if p.endswith(".json")])
+    assert all(started_iterations.count(n) == 1 for n in range(1, finished_before + 1)), started_iterations
+    assert [t["reason"] for t in record["transitions"]].count("suspended") == 1
+
+
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SCREENSHOTS = Path(
     os.environ.get("STRATLAB_SCREENSHOTS") or Path(tempfile.gettempdir()) / "stratlab-screenshots"

@@ -40,13 +40,24 @@ def overfitting(best: dict, trial_sharpes: np.ndarray, trials: int, returns: np.
         out["dsr"] = deflated_sharpe(sharpe, bars, skew, kurt, trials, variance)
     except ValueError as exc:  # a record too short, or moments that leave no variance
         out.update(psr=None, dsr=None, dsr_note=str(exc))
-    usable = returns[:, np.isfinite(returns).all(axis=0)] if returns.size else returns
-    if usable.ndim == 2 and usable.shape[1] >= 2 and usable.shape[0] >= 2 * PBO_BLOCKS:
+    usable = distinct_columns(returns)
+    if usable.shape[1] >= 2 and usable.shape[0] >= 2 * PBO_BLOCKS:
         cscv = pbo_cscv(usable, PBO_BLOCKS)
         out.update(pbo=cscv["pbo"], pbo_splits=cscv["splits"], pbo_trials=cscv["trials"])
     else:
         out.update(pbo=None, pbo_note="fewer than two trials on this market: no selection to overfit")
     return out
+
+
+def distinct_columns(returns: np.ndarray) -> np.ndarray:
+    """The trials' return matrix for CSCV: finite columns, each distinct record once. A combination
+    asked for again in a later iteration is the same strategy; counted as a trial (DSR), it would only
+    add ties to the ranks here."""
+    if returns.ndim != 2 or not returns.size:
+        return np.zeros((0, 0))
+    finite = returns[:, np.isfinite(returns).all(axis=0)].astype(float)
+    _, first = np.unique(finite.round(12), axis=1, return_index=True)
+    return finite[:, np.sort(first)]
 
 
 def stop_reason(

@@ -51,9 +51,10 @@ def market_key(symbol: str, timeframe: str) -> str:
 
 
 def write_iteration(
-    folder: Path, n: int, summary: dict, table: pd.DataFrame, returns: dict[str, np.ndarray]
+    folder: Path, n: int, summary: dict | None, table: pd.DataFrame, returns: dict[str, np.ndarray]
 ) -> None:
-    """Persist iteration ``n``: table, returns per market, then the summary that marks it finished."""
+    """Persist iteration ``n``: table, returns per market, then the summary that marks it finished
+    (``summary=None``: not yet finished)."""
     out = folder / "iterations"
     buffer = io.BytesIO()
     table.to_parquet(buffer, index=False)
@@ -62,7 +63,8 @@ def write_iteration(
         buffer = io.BytesIO()
         np.save(buffer, matrix.astype(np.float32))
         atomic_write_bytes(out / f"iter_{n}_{market}.npy", buffer.getvalue())
-    atomic_write_json(out / f"iter_{n}.json", summary)
+    if summary is not None:
+        atomic_write_json(out / f"iter_{n}.json", summary)
 
 
 def finished_iterations(folder: Path) -> list[dict]:

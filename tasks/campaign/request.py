@@ -52,7 +52,7 @@ class CampaignGates(_Model):
     min_trades: int = Field(20, ge=1, description="Closed OOS trades, at least (fewer say nothing).")
     min_dsr: float = Field(0.95, ge=0, le=1, description="Deflated Sharpe ratio, at least.")
     max_pbo: float = Field(
-        0.3, ge=0, le=1, description="Probability of backtest overfitting (CSCV), at most."
+        0.5, ge=0, le=1, description="Probability of backtest overfitting (CSCV), at most."
     )
 
 

@@ -1,0 +1,159 @@
+"""Whole campaigns on synthetic markets whose edge is known, through the real flow (Prefect's API,
+vectorbt, the offline spec compiler and critic): no edge never promotes, a planted edge does, the sealed
+bars change nothing before the verdict, and Ctrl-C pauses a campaign that `--resume` continues."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from conftest import REPO
+from synthetic_markets import null_bars, trend_bars, write_market
+
+pytestmark = pytest.mark.slow
+
+PROMPT = "Trend following: a fast EMA crossing a slow one, with ATR stops."
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch, prefect_api):
+    monkeypatch.setenv("STRATLAB_REPORTS_DIR", str(tmp_path / "reports"))
+    return tmp_path
+
+
+def _campaign(lab, bars, campaign_id: str, **request):
+    from flows.campaign import run_campaign
+    from tasks.campaign.request import parse_request
+
+    folder = lab / f"data-{campaign_id}"
+    write_market(folder, "EURUSD", "1h", bars)
+    os.environ["STRATLAB_DATA_DIR"] = str(folder)
+    try:
+        return run_campaign(
+            parse_request({"prompt": PROMPT, "markets": ["EURUSD:1h"], **request}), campaign_id
+        )
+    finally:
+        os.environ.pop("STRATLAB_DATA_DIR")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_market_without_edge_never_promotes(lab, seed):
+    summary = _campaign(
+        lab, null_bars(seed), f"null{seed}", trials_per_iteration=75, stop={"max_iterations": 4}
+    )
+    assert summary.state == "completed" and summary.trials >= 200  # hundreds of trials, all counted
+    assert summary.verdict in ("reject", "iterate"), summary
+    record = json.loads((lab / "reports/campaigns" / f"null{seed}" / "campaign.json").read_text())
+    failed = [r["criterion"] for r in record["rationale"] if not r["passed"]]
+    assert failed, record["rationale"]  # the rationale names what failed
+
+
+def test_a_planted_trend_is_promoted_as_a_trend_strategy(lab):
+    summary = _campaign(
+        lab, trend_bars(1, n=15000), "trend", trials_per_iteration=100, stop={"max_iterations": 3}
+    )
+    record = json.loads((lab / "reports/campaigns/trend/campaign.json").read_text())
+    assert summary.verdict == "promote_candidate", record["rationale"]
+    assert summary.best["strategy_id"].startswith(("trend_cross", "breakout"))
+    assert all(r["passed"] for r in record["rationale"])
+    folder = lab / "reports/campaigns/trend"
+    for name in ("report.md", "leaderboard.csv", "trajectory.png", "best_contract.yaml", "brief.md"):
+        assert (folder / name).is_file(), name
+    assert (folder / "patches/iter_1.diff").read_text().startswith("--- a/iter_1.yaml")
+
+
+def test_changing_only_the_sealed_bars_changes_no_iteration_and_the_holdout_opens_once(lab):
+    from flows.campaign import _Campaign
+    from tasks.campaign.holdout import HoldoutError
+    from tasks.campaign.request import parse_request
+
+    bars = null_bars(5, n=3000)
+    other = bars.copy()
+    sealed = other.index >= other.index[2400]
+    other.loc[sealed, ["open", "high", "low", "close"]] *= 1.5  # only the last 20% differ
+    request = {"trials_per_iteration": 40, "stop": {"max_iterations": 2}}
+    _campaign(lab, bars, "first", **request)
+    _campaign(lab, other, "second", **request)
+    reports = lab / "reports/campaigns"
+    for n in (1, 2):
+        a = pd.read_parquet(reports / f"first/iterations/iter_{n}.parquet")
+        b = pd.read_parquet(reports / f"second/iterations/iter_{n}.parquet")
+        pd.testing.assert_frame_equal(a, b)
+    first = json.loads((reports / "first/holdout.json").read_text())
+    second = json.loads((reports / "second/holdout.json").read_text())
+    assert first["candidate"] == second["candidate"] and first["final_value"] != second["final_value"]
+
+    os.environ["STRATLAB_DATA_DIR"] = str(lab / "data-first")
+    try:
+        (reports / "first/holdout.json").unlink()  # as if the verdict were lost: no second look
+        again = _Campaign(
+            parse_request({"prompt": PROMPT, "markets": ["EURUSD:1h"], **request}), "first", reports / "first"
+        )
+        with pytest.raises(HoldoutError, match="already evaluated"):
+            again.holdout(again.record.best)
+    finally:
+        os.environ.pop("STRATLAB_DATA_DIR")
+
+
+def test_ctrl_c_pauses_a_campaign_and_resume_goes_on_without_redoing_finished_iterations(tmp_path):
+    write_market(tmp_path / "data", "EURUSD", "1h", null_bars(3, n=4000))
+    env = {
+        **os.environ,
+        "STRATLAB_DATA_DIR": str(tmp_path / "data"),
+        "STRATLAB_REPORTS_DIR": str(tmp_path / "reports"),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+    }
+    env.pop("PREFECT_API_URL", None)
+    command = [
+        sys.executable,
+        "-m",
+        "stratlab",
+        "campaign",
+        "run",
+        "--prompt",
+        PROMPT,
+        "--market",
+        "EURUSD:1h",
+        "--trials",
+        "60",
+        "--max-iterations",
+        "3",
+    ]
+    first = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    campaigns = tmp_path / "reports/campaigns"
+    deadline = time.monotonic() + 300
+    while not list(campaigns.glob("*/iterations/iter_1.json")):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 1 and "--resume" in err, err
+    [folder] = campaigns.iterdir()
+    record = json.loads((folder / "campaign.json").read_text())
+    assert record["state"] == "paused" and record["transitions"][-1]["reason"] == "interrupted"
+    finished = {p.name: p.read_bytes() for p in (folder / "iterations").glob("iter_1*")}
+
+    done = subprocess.run(
+        [*command[:4], "--resume", folder.name, "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["state"] == "completed" and summary["iterations"] == 3
+    assert {p.name: p.read_bytes() for p in (folder / "iterations").glob("iter_1*")} == finished
+    record = json.loads((folder / "campaign.json").read_text())
+    started = [t["iteration"] for t in record["transitions"] if t["reason"] == "iteration_started"]
+    assert started.count(1) == 1 and started[-1] == 3, started  # iteration 1 ran once
+    assert [t["state"] for t in record["transitions"]].count("paused") == 1
