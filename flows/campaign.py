@@ -108,7 +108,6 @@ def campaign(request: CampaignRequest, campaign_id: str | None = None) -> Campai
 class _Campaign:
     def __init__(self, request: CampaignRequest, campaign_id: str, folder):
         self.request, self.folder = request, folder
-        self.began = time.monotonic()
         if (folder / "campaign.json").is_file():
             self.record = CampaignRecord.load(folder)
             if self.record.request != request.model_dump(mode="json"):
@@ -140,7 +139,10 @@ class _Campaign:
         done = finished_iterations(self.folder)
         record.iterations = done
         record.trials = sum(it["trials"] for it in done)
-        reason = self.stop_reason() if done else None
+        started = max((t.iteration for t in record.transitions if t.reason == "iteration_started"), default=0)
+        if record.state == "campaign_running" and 0 < started <= len(done):  # stopped after its files
+            self.move("campaign_evaluated", "iteration_read_back", started)
+        reason = self.stop_reason() if record.state == "campaign_evaluated" else None
         while reason is None:
             n = len(record.iterations) + 1
             contract = self.contract_of(n)
@@ -164,7 +166,9 @@ class _Campaign:
         return self.request.gates
 
     def stop_reason(self) -> str | None:
-        hours = (time.monotonic() - self.began) / 3600
+        """The stop criterion that holds now. The clock counts the time spent in iterations (a pause,
+        or the time between a crash and its re-run, does not count)."""
+        hours = sum(sum(it.get("seconds", {}).values()) for it in self.record.iterations) / 3600
         usd = self.record.costs["usd"]
         return stop_reason(self.record.iterations, self.request.stop, hours, usd, self.gates.max_drawdown)
 

@@ -116,7 +116,8 @@ def _it(score, **more):
         ),
         ([_it(0.5), _it(0.5), _it(0.501)], {"patience": 2}, (0, 0), "no_improvement"),
         ([_it(0.1), _it(0.9), _it(0.2), _it(0.95)], {"max_swing": 0.2}, (0, 0), "non_convergence"),
-        ([_it(0.5, overfitting={"pbo": 0.8})], {"pbo_stop": 0.6}, (0, 0), "overfitting_signal"),
+        ([_it(0.5, overfitting={"pbo": 0.8})] * 2, {"pbo_stop": 0.6}, (0, 0), "overfitting_signal"),
+        ([_it(0.5, overfitting={"pbo": 0.8}), _it(0.6, overfitting={"pbo": 0.3})], {}, (0, 0), None),
         (
             [
                 _it(0.5 + i / 10, best={"is_sharpe": 1 + i}, overfitting={"dsr": 0.9 - i / 10})

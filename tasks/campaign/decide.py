@@ -81,8 +81,8 @@ def stop_reason(
     scores = [it["best_score"] for it in iterations if it.get("best_score") is not None]
     if len(scores) >= rules.swing_window and float(np.std(scores[-rules.swing_window :])) > rules.max_swing:
         return "non_convergence"
-    last = iterations[-1] if iterations else {}
-    if (last.get("overfitting") or {}).get("pbo") is not None and last["overfitting"]["pbo"] > rules.pbo_stop:
+    pbo = [(it.get("overfitting") or {}).get("pbo") for it in iterations[-2:]]
+    if len(pbo) == 2 and all(p is not None and p > rules.pbo_stop for p in pbo):  # twice: one is noisy
         return "overfitting_signal"
     if n >= 3 and _deflating(iterations[-3:]):
         return "overfitting_signal"
