@@ -336,7 +336,7 @@ def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_
     run = stack.wait_final(started["run_id"], timeout=400)
     assert run.state.name == "Completed", run.state
     record = json.loads((folder / "campaign.json").read_text())
-    assert record["state"] == "completed" and len(record["iterations"]) == 3 and record["verdict"]
+    assert record["state"] == "completed" and len(record["iterations"]) >= 2 and record["verdict"]
     assert {p.name: p.read_bytes() for p in done} == before  # finished iterations read back, not redone
     started_iterations = [t["iteration"] for t in record["transitions"] if t["reason"] == "iteration_started"]
     finished_before = len([p for p in before if p.endswith(".json")])
