@@ -5,8 +5,8 @@ Each market runs in a fresh process (``--child``) with a temporary reports folde
 its peak RSS (``VmHWM``) and its numba/ephemeral-server start-up are its own: the ``stratlab campaign
 run`` a user types, in-process, offline designer and critic, shipped data. The default request: the
 prompt below, 10 iterations, 200 trials per iteration, 5 anchored walk-forward folds, 20% sealed.
-Every stop criterion but the iteration count is switched off (patience and swing windows above 10, PBO
-stop at 1), so every run does the same 10 iterations.
+Every stop criterion but the iteration count is switched off (patience, swing window and risk breaches
+above 10, PBO stop at 1, no deflation stop), so every run does the same 10 iterations.
 
 Phases, from the iteration files: ``sweep`` (the market's walk-forward sweep, a Prefect task),
 ``evaluate`` (DSR and PBO over every trial so far, the iteration's files), ``critique`` (the offline
@@ -58,7 +58,14 @@ def child(market: str, iterations: int, trials: int) -> None:
             "prompt": PROMPT,
             "markets": [market],
             "trials_per_iteration": trials,
-            "stop": {"max_iterations": iterations, "patience": 1000, "swing_window": 1000, "pbo_stop": 1.0},
+            "stop": {
+                "max_iterations": iterations,
+                "patience": 1000,
+                "swing_window": 1000,
+                "pbo_stop": 1.0,
+                "deflation_stop": False,
+                "max_risk_breaches": 1000,
+            },
         }
     )
     summary = run_campaign(request, "bench")

@@ -10,6 +10,7 @@ iteration. The holdout is opened once, at the end, for the one chosen candidate.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
@@ -54,6 +55,7 @@ from tasks.sweep.groups import train_group
 from tasks.sweep.report import data_uri
 
 campaign_market = cached_step(run_market, "campaign-market")
+progress_log = logging.getLogger("stratlab.campaign")  # the CLI prints it; the run logs the state
 
 
 class CampaignSummary(BaseModel):
@@ -364,7 +366,13 @@ class _Campaign:
     def move(self, state: str, reason: str, iteration: int) -> None:
         self.record.move(state, reason, iteration)
         self.record.save(self.folder)
-        _show_state(f"iteration {iteration} | {state} | {reason}")
+        message = f"iteration {iteration} | {state} | {reason}"
+        if state == "campaign_evaluated" and self.record.iterations:
+            last = self.record.iterations[-1]
+            score = "none" if last["best_score"] is None else f"{last['best_score']:.4f}"
+            message += f" | {last['trials']} trials, best score {score}"
+        progress_log.info(message)
+        _show_state(message)
 
     def pause(self, reason: str) -> None:
         if self.record.state not in ("completed", "failed", "paused", "queued"):

@@ -92,9 +92,7 @@ def run(
         )
     campaign_id = resume or f"c{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:8]}"
     if not as_json:
-        console.print(
-            f"campaign [bold]{campaign_id}[/bold]: reports/campaigns/{campaign_id}/ (Ctrl-C pauses)"
-        )
+        console.print(f"campaign [bold]{campaign_id}[/bold]: {_folder(campaign_id)} (Ctrl-C pauses)")
     _follow_progress(as_json)
     from flows.campaign import run_campaign
     from tasks.campaign.request import CampaignRequest

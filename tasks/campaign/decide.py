@@ -84,7 +84,7 @@ def stop_reason(
     pbo = [(it.get("overfitting") or {}).get("pbo") for it in iterations[-2:]]
     if len(pbo) == 2 and all(p is not None and p > rules.pbo_stop for p in pbo):  # twice: one is noisy
         return "overfitting_signal"
-    if n >= 3 and _deflating(iterations[-3:]):
+    if rules.deflation_stop and n >= 3 and _deflating(iterations[-3:]):
         return "overfitting_signal"
     return None
 

@@ -75,6 +75,9 @@ class StopRules(_Model):
     max_swing: float = Field(
         0.25, gt=0, description="Non-convergence: std of the last iterations' best scores above this."
     )
+    deflation_stop: bool = Field(
+        True, description="Overfitting signal: in-sample Sharpe up and deflated Sharpe down, 3 iterations."
+    )
     pbo_stop: float = Field(
         0.6, ge=0, le=1, description="Overfitting signal: PBO above this in two iterations in a row stops."
     )
