@@ -23,6 +23,17 @@ Markets = Annotated[
     list[str] | None, typer.Option("--market", help="SYMBOL:timeframe, repeatable (default EURUSD:1h).")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+StrategyFile = Annotated[
+    str | None, typer.Option("--strategy", help="Start from this contract, not the prompt.")
+]
+MaxIterations = Annotated[int | None, typer.Option(help="Iterations at most (default 10).")]
+MaxHours = Annotated[float | None, typer.Option(help="Hours spent in iterations at most (default 24).")]
+MaxUsd = Annotated[float | None, typer.Option(help="Dollars for Claude at most (default none).")]
+Trials = Annotated[int, typer.Option(help="Combinations per market and iteration.")]
+Folds = Annotated[int, typer.Option(help="Walk-forward folds.")]
+WalkForward = Annotated[str, typer.Option(help="anchored or rolling.")]
+Holdout = Annotated[float, typer.Option(help="Sealed fraction of each market.")]
+Seed = Annotated[int, typer.Option(help="Seed of every random choice.")]
 
 
 def _request(
@@ -50,17 +61,15 @@ def _request(
 def run(
     prompt: Prompt = None,
     market: Markets = None,
-    strategy: Annotated[
-        str | None, typer.Option(help="Start from this contract instead of the prompt.")
-    ] = None,
-    max_iterations: Annotated[int | None, typer.Option(help="Iterations at most (default 10).")] = None,
-    max_hours: Annotated[float | None, typer.Option(help="Wall-clock hours at most (default 24).")] = None,
-    max_usd: Annotated[float | None, typer.Option(help="Dollars for Claude at most (default none).")] = None,
-    trials: Annotated[int, typer.Option(help="Combinations per market and iteration.")] = 200,
-    folds: Annotated[int, typer.Option(help="Walk-forward folds.")] = 5,
-    walk_forward: Annotated[str, typer.Option(help="anchored or rolling.")] = "anchored",
-    holdout: Annotated[float, typer.Option(help="Sealed fraction of each market.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 42,
+    strategy: StrategyFile = None,
+    max_iterations: MaxIterations = None,
+    max_hours: MaxHours = None,
+    max_usd: MaxUsd = None,
+    trials: Trials = 200,
+    folds: Folds = 5,
+    walk_forward: WalkForward = "anchored",
+    holdout: Holdout = 0.2,
+    seed: Seed = 42,
     resume: Annotated[str | None, typer.Option(help="Continue the campaign of this id.")] = None,
     as_json: AsJson = False,
 ) -> None:
@@ -123,17 +132,15 @@ def _follow_progress(as_json: bool) -> None:
 def start(
     prompt: Prompt = None,
     market: Markets = None,
-    strategy: Annotated[
-        str | None, typer.Option(help="Start from this contract instead of the prompt.")
-    ] = None,
-    max_iterations: Annotated[int | None, typer.Option(help="Iterations at most (default 10).")] = None,
-    max_hours: Annotated[float | None, typer.Option(help="Wall-clock hours at most (default 24).")] = None,
-    max_usd: Annotated[float | None, typer.Option(help="Dollars for Claude at most (default none).")] = None,
-    trials: Annotated[int, typer.Option(help="Combinations per market and iteration.")] = 200,
-    folds: Annotated[int, typer.Option(help="Walk-forward folds.")] = 5,
-    walk_forward: Annotated[str, typer.Option(help="anchored or rolling.")] = "anchored",
-    holdout: Annotated[float, typer.Option(help="Sealed fraction of each market.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 42,
+    strategy: StrategyFile = None,
+    max_iterations: MaxIterations = None,
+    max_hours: MaxHours = None,
+    max_usd: MaxUsd = None,
+    trials: Trials = 200,
+    folds: Folds = 5,
+    walk_forward: WalkForward = "anchored",
+    holdout: Holdout = 0.2,
+    seed: Seed = 42,
     as_json: AsJson = False,
 ) -> None:
     """Start a campaign on the server's worker (the `campaign` deployment)."""
