@@ -10,6 +10,7 @@ iteration. The holdout is opened once, at the end, for the one chosen candidate.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -50,6 +51,7 @@ from tasks.campaign.request import CampaignInputError, CampaignRequest, check_ma
 from tasks.data import median_abs_return
 from tasks.edge import cached_step
 from tasks.provenance import provenance
+from tasks.splits import SplitBounds
 from tasks.sweep.evaluate import simulate_chunk
 from tasks.sweep.groups import train_group
 from tasks.sweep.report import data_uri
@@ -238,7 +240,7 @@ class _Campaign:
         write_iteration(self.folder, n, None, table, returns if not failed else {})
         swept = time.monotonic()
         if summary["best"] is not None:
-            summary["overfitting"] = self.luck(summary["best"], n)
+            summary["overfitting"] = self.luck(summary["best"], n, self.record.trials + trials)
         summary["seconds"] = {
             "sweep": round(swept - began, 3),
             "evaluate": round(time.monotonic() - swept, 3),
@@ -249,21 +251,20 @@ class _Campaign:
         self.record.save(self.folder)
         self.publish(n)
 
-    def luck(self, best: dict, iterations: int) -> dict:
-        """DSR and PBO of ``best`` over every trial so far (see tasks/campaign/decide.py)."""
+    def luck(self, best: dict, iterations: int, total: int) -> dict:
+        """DSR and PBO of ``best`` over the trials of the first ``iterations`` iterations, ``total`` of
+        them (see tasks/campaign/decide.py)."""
         trials = all_trials(self.folder, iterations)
         symbol, timeframe = best["market"].split(":")
         mine = trials[trials["market"] == best["market"]]
         matrix = market_returns(self.folder, iterations, market_key(symbol, timeframe))
-        total = int(sum(it["trials"] for it in finished_iterations(self.folder)[:iterations]))
         return overfitting(best, mine["sharpe_per_bar"].to_numpy(dtype=float), max(total, 1), matrix)
 
     def critique(self, n: int, contract: Strategy) -> None:
         began = time.monotonic()
-        summary = finished_iterations(self.folder)[n - 1]
+        done = finished_iterations(self.folder)[:n]
         first = self.markets[0]
         volatility = median_abs_return(first.bars, len(first.bars)) or 1e-3
-        tried = [it.get("family") for it in finished_iterations(self.folder)[:n]]
         fresh = {
             family: (
                 lambda family=family: fresh_contract(
@@ -272,13 +273,11 @@ class _Campaign:
             )
             for family in BRIEF_FAMILIES
         }
-        best = summary["best"]
-        params = {k: v for k, v in (best or {}).items() if k in contract.optimization_space}
         result = critique_offline(
             contract,
-            {**(best or {}), **params} if best else None,
-            since_improvement(finished_iterations(self.folder)[:n], self.request.stop.min_improvement),
-            tried,
+            done[n - 1]["best"],
+            since_improvement(done, self.request.stop.min_improvement),
+            [it.get("family") for it in done],
             self.gates.min_trades,
             self.gates.max_drawdown,
             self.request.max_changes,
@@ -310,7 +309,7 @@ class _Campaign:
             row = scored.loc[scored["score"].idxmax()].to_dict()
             best = strict_json(row)
             record.best = best
-            record.overfitting = self.luck(best, len(record.iterations))
+            record.overfitting = self.luck(best, len(record.iterations), record.trials)
             record.holdout = self.holdout(best)
             record.verdict, record.rationale = verdict(best, record.overfitting, record.holdout, self.gates)
         board = leaderboard(trials) if len(trials) else pd.DataFrame()
@@ -332,15 +331,11 @@ class _Campaign:
         """The chosen candidate on the sealed bars, once (read back if it was already evaluated)."""
         done = self.folder / "holdout.json"
         if done.is_file():
-            import json
-
             return json.loads(done.read_text(encoding="utf-8"))
         chosen, market = self.best_contract(best)
         bars, start = open_holdout(self.folder, market.seal, chosen.strategy_id)
         outputs = None
         if chosen.has_model:
-            from tasks.splits import SplitBounds
-
             fit = start * 4 // 5
             bounds = SplitBounds(train=(0, fit), validation=(fit, start), test=(start, len(bars)))
             trained = train_group(chosen, bars, bounds, {}, self.request.seed)
