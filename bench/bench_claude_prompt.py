@@ -23,12 +23,12 @@ from fake_anthropic import FakeAnthropic, tool_use  # noqa: E402
 
 from strategy_contract import save_strategy  # noqa: E402
 from strategy_contract.io import atomic_write_json  # noqa: E402
-from tasks.budget import BudgetLedger  # noqa: E402
 from tasks.data import list_datasets  # noqa: E402
 from tasks.design import design_offline  # noqa: E402
-from tasks.design_llm import DesignTools, design_with_claude  # noqa: E402
-from tasks.llm import ClaudeSession  # noqa: E402
-from tasks.pricing import DEFAULT_MODEL  # noqa: E402
+from tasks.llm.budget import BudgetLedger  # noqa: E402
+from tasks.llm.design import DesignTools, design_with_claude  # noqa: E402
+from tasks.llm.pricing import DEFAULT_MODEL  # noqa: E402
+from tasks.llm.session import ClaudeSession  # noqa: E402
 from tasks.storage import load_history  # noqa: E402
 
 CONTRACT = {
@@ -90,10 +90,10 @@ def measure(history_size: int) -> list[dict]:
 def measure_assessment() -> dict:
     """One assessment of a real backtest (the pilot on SPX daily)."""
     from strategy_contract import load_strategy
-    from tasks.assess_llm import assess_with_claude
     from tasks.backtest import run_backtest
     from tasks.data import load_bars
     from tasks.features import feature_frame
+    from tasks.llm.assess import assess_with_claude
     from tasks.splits import split_bounds
 
     strategy = load_strategy(REPO / "strategies/ema_cross_atr.yaml")

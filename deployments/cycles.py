@@ -110,10 +110,10 @@ def _budget_refusal(params: dict) -> str | None:
     uses_claude = any(resolve_who(params.get(k, "auto")) == "claude" for k in ("designer", "assessor"))
     if not uses_claude:
         return None
-    from tasks.budget import BudgetLedger
-    from tasks.llm import request_worst_case
-    from tasks.pricing import DEFAULT_MODEL
-    from tasks.prompts import design_brief, design_request
+    from tasks.llm.budget import BudgetLedger
+    from tasks.llm.pricing import DEFAULT_MODEL
+    from tasks.llm.prompts import design_brief, design_request
+    from tasks.llm.session import request_worst_case
 
     first = design_request([{"role": "user", "content": design_brief(None, None)}])
     needed = request_worst_case(first, params.get("model", DEFAULT_MODEL))

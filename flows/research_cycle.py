@@ -30,16 +30,16 @@ from flows.progress import PhaseReporter
 from flows.summary import summary_markdown
 from strategy_contract import Strategy, load_strategy
 from tasks.assess import assess, held_out_summary
-from tasks.assess_llm import assess_claude
 from tasks.backtest import backtest
-from tasks.budget import BudgetExhausted, BudgetLedger
 from tasks.data import Market, list_datasets, load_market_data, median_abs_return
 from tasks.design import design, family_of
-from tasks.design_llm import DesignTools, design_claude
 from tasks.features import features
 from tasks.gates import check_backtest_gate, check_training_gate
-from tasks.llm import ClaudeSession, LLMFailure
-from tasks.pricing import DEFAULT_MODEL
+from tasks.llm.assess import assess_claude
+from tasks.llm.budget import BudgetExhausted, BudgetLedger
+from tasks.llm.design import DesignTools, design_claude
+from tasks.llm.pricing import DEFAULT_MODEL
+from tasks.llm.session import ClaudeSession, LLMFailure
 from tasks.provenance import provenance
 from tasks.settings import enforce_operator_rules, operator_settings
 from tasks.splits import split_bounds

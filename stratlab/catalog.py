@@ -19,7 +19,7 @@ strategies_app = typer.Typer(help="Strategy contracts and their results.", no_ar
 def budget(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Today's LLM spend (UTC day), what is left, open reservations, and cost per cycle. Reads only the
     local ledger: no LLM call, no network."""
-    from tasks.budget import BudgetLedger
+    from tasks.llm.budget import BudgetLedger
 
     try:
         status = BudgetLedger().status()

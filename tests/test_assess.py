@@ -10,8 +10,8 @@ from conftest import STRATEGIES, period_metrics
 
 from strategy_contract import parse_strategy
 from tasks.assess import assess_offline, held_out_summary
-from tasks.assess_llm import assessment_brief
 from tasks.backtest import BacktestMetrics, BacktestReport
+from tasks.llm.assess import assessment_brief
 
 PILOT = parse_strategy(yaml.safe_load((STRATEGIES / "ema_cross_atr.yaml").read_text()))
 

@@ -16,9 +16,9 @@ from conftest import STRATEGIES, tree
 from fake_anthropic import FakeAnthropic, error, text, tool_use
 
 from flows.research_cycle import CycleParams, research_cycle, result_of
-from tasks.budget import BudgetExhausted, BudgetLedger
-from tasks.pricing import DEFAULT_MODEL, TokenUsage, model_price, worst_case_usd
-from tasks.prompts import DESIGN_MAX_TOKENS, design_brief, design_request
+from tasks.llm.budget import BudgetExhausted, BudgetLedger
+from tasks.llm.pricing import DEFAULT_MODEL, TokenUsage, model_price, worst_case_usd
+from tasks.llm.prompts import DESIGN_MAX_TOKENS, design_brief, design_request
 from tasks.storage import latest_run
 
 SECRET = "sk-ant-test-0123456789-secret"

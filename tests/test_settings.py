@@ -254,11 +254,11 @@ def test_every_shipped_contract_passes_the_defaults(path):
 
 
 def test_claude_gets_a_looser_contract_back_and_repairs_it(monkeypatch, tmp_path):
-    from tasks.budget import BudgetLedger
     from tasks.data import list_datasets
-    from tasks.design_llm import DesignTools, design_with_claude
-    from tasks.llm import ClaudeSession
-    from tasks.pricing import DEFAULT_MODEL
+    from tasks.llm.budget import BudgetLedger
+    from tasks.llm.design import DesignTools, design_with_claude
+    from tasks.llm.pricing import DEFAULT_MODEL
+    from tasks.llm.session import ClaudeSession
 
     spx = contract(strategy_id="claude_ema_spx", markets=["SPX"], timeframes=["1d"])  # fx costs on SPX
     spx["gates"] = {"backtest": {"min_trades": 0}}

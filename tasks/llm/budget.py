@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tasks.pricing import TokenUsage
+from tasks.llm.pricing import TokenUsage
 from tasks.processes import alive
 
 DEFAULT_DAILY_USD = 5.0

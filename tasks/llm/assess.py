@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field, ValidationError
 from strategy_contract import Strategy
 from tasks.assess import Assessment, Verdict, headline_metrics
 from tasks.backtest import BacktestReport
-from tasks.llm import ClaudeSession, LLMFailure
-from tasks.prompts import ASSESS_MAX_TOKENS, assess_request
+from tasks.llm.prompts import ASSESS_MAX_TOKENS, assess_request
+from tasks.llm.session import ClaudeSession, LLMFailure
 from tasks.train import TrainingMetrics
 
 

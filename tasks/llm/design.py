@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from strategy_contract import ContractError, Strategy, describe_catalog, parse_strategy
 from tasks.data import DatasetInfo
-from tasks.llm import CallRecord, ClaudeSession, LLMFailure, as_plain
-from tasks.prompts import DESIGN_MAX_TOKENS, design_brief, design_request
+from tasks.llm.prompts import DESIGN_MAX_TOKENS, design_brief, design_request
+from tasks.llm.session import CallRecord, ClaudeSession, LLMFailure, as_plain
 from tasks.settings import enforce_operator_rules
 from tasks.storage import PastCycle
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tasks.budget import BudgetLedger
-from tasks.pricing import TokenUsage, cost_usd, model_price, worst_case_usd
+from tasks.llm.budget import BudgetLedger
+from tasks.llm.pricing import TokenUsage, cost_usd, model_price, worst_case_usd
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
 STATUS_WORDS = {429: "rate limited", 529: "overloaded", 408: "timed out", 409: "conflict"}
