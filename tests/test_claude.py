@@ -258,7 +258,7 @@ def test_overloaded_every_time_fails_with_the_reason(fake, strategies_home):
     [
         (
             text("I can't help with that.", stop_reason="refusal"),
-            "design: Claude declined to design a strategy",
+            "design: Claude declined to write a contract",
         ),
         (
             text("Here is my idea: buy low, sell high."),

@@ -8,27 +8,19 @@ tool result naming the field, and the model may repair it a bounded number of ti
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from pydantic import BaseModel
 
 from strategy_contract import ContractError, Strategy, describe_catalog, parse_strategy
 from tasks.data import DatasetInfo
-from tasks.llm.prompts import DESIGN_MAX_TOKENS, design_brief, design_request
-from tasks.llm.session import CallRecord, ClaudeSession, LLMFailure, as_plain
+from tasks.llm.prompts import design_brief, design_request
+from tasks.llm.session import CallRecord, ClaudeSession
+from tasks.llm.tools import ToolBox, ToolCall, compact, tool_loop
 from tasks.settings import enforce_operator_rules
 from tasks.storage import PastCycle
 
 MAX_REQUESTS = 8  # model turns before we give up
 MAX_INVALID = 3  # rejected contracts before we give up
 HISTORY_TEXT_LIMIT = 300  # characters per learning shown to the designer
-
-
-class ToolCall(BaseModel):
-    name: str
-    ok: bool
-    error: str | None = None
 
 
 class ClaudeDesign(BaseModel):
@@ -38,8 +30,10 @@ class ClaudeDesign(BaseModel):
     rejected_contracts: int
 
 
-class DesignTools:
+class DesignTools(ToolBox):
     """The designer's tools, over the data, history and names this cycle can see."""
+
+    checked = ("validate_contract", "save_contract")
 
     def __init__(
         self,
@@ -49,41 +43,23 @@ class DesignTools:
         symbol: str | None,
         timeframe: str | None,
     ):
+        super().__init__()
         self.datasets = datasets
         self.history = history
         self.taken = taken
         self.symbol, self.timeframe = symbol, timeframe
-        self.log: list[ToolCall] = []
-        self.rejected = 0
-        self.last_error = ""
 
-    def run(self, name: str, tool_input: Any) -> tuple[str, bool, Strategy | None]:
-        """Execute one tool call: (result text, is_error, the saved strategy if this call saved one)."""
-        handler = {
+    def handlers(self):
+        return {
             "list_indicators": self._list_indicators,
             "list_symbols": self._list_symbols,
             "recent_strategies": self._recent,
             "validate_contract": self._validate,
             "save_contract": self._save,
-        }.get(name)
-        if handler is None:
-            text, ok, saved = f"unknown tool '{name}'", False, None
-        elif not isinstance(tool_input, dict):
-            text, ok, saved = f"{name}: input must be a JSON object", False, None
-        else:
-            try:
-                text, saved = handler(tool_input)
-                ok = True
-            except ContractError as exc:
-                text, ok, saved = "\n".join(f"{p}: {r}" if p else r for p, r in exc.problems), False, None
-        if not ok and name in ("validate_contract", "save_contract"):
-            self.rejected += 1
-            self.last_error = text
-        self.log.append(ToolCall(name=name, ok=ok, error=None if ok else text[:500]))
-        return text, not ok, saved
+        }
 
     def _list_indicators(self, _: dict) -> tuple[str, None]:
-        return _compact(describe_catalog()), None
+        return compact(describe_catalog()), None
 
     def _list_symbols(self, _: dict) -> tuple[str, None]:
         rows = [
@@ -96,7 +72,7 @@ class DesignTools:
             }
             for d in self.datasets
         ]
-        return _compact(rows), None
+        return compact(rows), None
 
     def _recent(self, args: dict) -> tuple[str, None]:
         limit = min(max(int(args.get("limit", 5) or 5), 1), 10)
@@ -119,7 +95,7 @@ class DesignTools:
             }
             for p, s in newest
         ]
-        return _compact(rows) if rows else "no strategies have been tried yet", None
+        return compact(rows) if rows else "no strategies have been tried yet", None
 
     def _check(self, contract: dict) -> Strategy:
         strategy = parse_strategy(contract, "contract")
@@ -156,49 +132,21 @@ class DesignTools:
         return f"saved {strategy.strategy_id}", strategy
 
 
-def _compact(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), default=str)
-
-
 def design_with_claude(session: ClaudeSession, tools: DesignTools) -> ClaudeDesign:
     """Run the tool loop until the model saves a valid contract, or fail with the reason."""
-    messages: list[dict[str, Any]] = [
-        {"role": "user", "content": design_brief(tools.symbol, tools.timeframe)}
-    ]
-    for _ in range(MAX_REQUESTS):
-        response = session.create("design", **design_request(messages))
-        if response.stop_reason == "refusal":
-            raise LLMFailure("design: Claude declined to design a strategy (stop_reason: refusal)")
-        if response.stop_reason == "max_tokens":
-            raise LLMFailure(
-                f"design: the answer reached max_tokens ({DESIGN_MAX_TOKENS}) before a contract was saved"
-            )
-        uses = [b for b in response.content if b.type == "tool_use"]
-        if not uses:
-            raise LLMFailure(
-                f"design: Claude ended its turn without saving a contract (stop_reason: {response.stop_reason})"
-            )
-        messages.append({"role": "assistant", "content": as_plain(response.content)})
-        results, saved = [], None
-        for use in uses:
-            text, is_error, strategy = tools.run(use.name, use.input)
-            results.append(
-                {"type": "tool_result", "tool_use_id": use.id, "content": text, "is_error": is_error}
-            )
-            saved = saved or strategy
-        if saved is not None:
-            return ClaudeDesign(
-                strategy=saved,
-                calls=list(session.calls),
-                tool_calls=tools.log,
-                rejected_contracts=tools.rejected,
-            )
-        if tools.rejected >= MAX_INVALID:
-            raise LLMFailure(
-                f"design: no valid contract after {tools.rejected} attempts; last error: {tools.last_error}"
-            )
-        messages.append({"role": "user", "content": results})
-    raise LLMFailure(f"design: no contract saved after {MAX_REQUESTS} requests")
+    saved = tool_loop(
+        session,
+        "design",
+        design_request,
+        design_brief(tools.symbol, tools.timeframe),
+        tools,
+        "a contract",
+        MAX_REQUESTS,
+        MAX_INVALID,
+    )
+    return ClaudeDesign(
+        strategy=saved, calls=list(session.calls), tool_calls=tools.log, rejected_contracts=tools.rejected
+    )
 
 
 # --- Prefect edge -------------------------------------------------------------------------------

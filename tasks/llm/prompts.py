@@ -144,3 +144,100 @@ def assess_request(brief: str) -> dict[str, Any]:
         "tool_choice": {"type": "tool", "name": "submit_assessment"},
         "messages": [{"role": "user", "content": brief}],
     }
+
+
+# --- campaigns (seed 003): the brief writer and the critic ------------------------------------------
+
+BRIEF_MAX_TOKENS = 8000
+CRITIC_MAX_TOKENS = 6000
+
+BRIEF_SYSTEM = """You write the brief and the first contract of a research campaign in Strategy Lab.
+A person described what they want; the campaign will sweep the contract's optimisation space on every
+market it names, evaluate each combination walk-forward, and refine the contract over iterations.
+A contract is data, never code: indicators from the catalog, optional fuzzy sets and MLP, entry rules
+(all must hold), exit rules (any one exits), a risk model, and an optimisation space whose enabled
+parameters the sweep tunes (give each a sensible range and step: a few hundred combinations at most).
+1. Call list_markets and list_indicators.
+2. Turn the request into a thesis you can test with the catalog. Say plainly what you could not honour.
+3. Call validate_contract, fix every error it names, then save_brief with the brief (markdown: the
+   thesis, how the contract expresses it, the parameters tuned and why, what was not understood) and
+   the contract for the first market. Saving ends your turn.
+Signals act at the next bar's open. The latest bars of each market are sealed until the verdict: you
+never see them. The operator's gates and cost floors may be tightened, never loosened."""
+
+CRITIC_SYSTEM = """You are the critic of a research campaign in Strategy Lab. After each iteration you
+get the contract that ran, the walk-forward results of its best candidates (out-of-sample fold tests
+joined; the sealed holdout is never shown), the campaign's history and its gates. Propose the next
+contract as a JSON merge patch (RFC 7396) over the current one, through propose_patch:
+- objects merge key by key, a null deletes a key, a list replaces the whole list;
+- change logic (indicators, rules, fuzzy sets, model) and/or the optimisation space (narrow around the
+  best region, shift a range whose best value sits on its edge, widen a range that is too tight);
+- change at most max_changes fields: a tuned parameter (its range, step and value) counts once, any
+  other changed value counts once; markets, timeframes and strategy_id cannot change;
+- ground each change in a number you were given; chasing one fold or a tiny improvement is fitting noise.
+Every trial counts against the campaign in the deflated Sharpe ratio: prefer few, meaningful changes.
+An invalid patch comes back as an error naming the field; fix it and propose again."""
+
+
+def brief_tools() -> list[dict[str, Any]]:
+    contract = contract_input_schema()
+    return [
+        {
+            "name": "list_indicators",
+            "description": "The indicator catalog: types, parameters with bounds, outputs.",
+            "input_schema": {"type": "object", "properties": {}},
+        },
+        {
+            "name": "list_markets",
+            "description": "The campaign's markets: development bars, date range, typical one-bar move.",
+            "input_schema": {"type": "object", "properties": {}},
+        },
+        {
+            "name": "validate_contract",
+            "description": "Check a contract without saving it; errors name the field.",
+            "input_schema": contract,
+        },
+        {
+            "name": "save_brief",
+            "description": "Validate and save the brief and the first contract; this ends your turn.",
+            "input_schema": {
+                "type": "object",
+                "properties": {"brief": {"type": "string", "maxLength": 6000}, "contract": contract},
+                "required": ["brief", "contract"],
+            },
+        },
+    ]
+
+
+PATCH_TOOL = {
+    "name": "propose_patch",
+    "description": "Propose the next contract as a JSON merge patch over the current one.",
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "rationale": {"type": "string", "maxLength": 2000},
+            "patch": {"type": "object", "description": "RFC 7396 merge patch over the current contract."},
+        },
+        "required": ["rationale", "patch"],
+    },
+}
+
+
+def brief_request(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "max_tokens": BRIEF_MAX_TOKENS,
+        "system": _cached_system(BRIEF_SYSTEM),
+        "tools": brief_tools(),
+        "tool_choice": {"type": "any"},
+        "messages": messages,
+    }
+
+
+def critic_request(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "max_tokens": CRITIC_MAX_TOKENS,
+        "system": _cached_system(CRITIC_SYSTEM),
+        "tools": [PATCH_TOOL],
+        "tool_choice": {"type": "tool", "name": "propose_patch"},
+        "messages": messages,
+    }

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tasks.llm.budget import BudgetLedger
+from tasks.llm.budget import BudgetExhausted, BudgetLedger
 from tasks.llm.pricing import TokenUsage, cost_usd, model_price, worst_case_usd
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
@@ -64,7 +64,10 @@ class ClaudeSession:
         max_attempts: int = 4,
         timeout_s: float = 180.0,
         client: Any = None,
+        limit_usd: float | None = None,
     ):
+        """``limit_usd`` caps this session's own spend on top of the daily ledger (a campaign's
+        ``max_usd``, less what its earlier processes spent)."""
         import anthropic  # imported here: only cycles that use Claude pay for it
 
         model_price(model)  # an unknown model fails now, before any request
@@ -74,6 +77,8 @@ class ClaudeSession:
         self.max_attempts = max_attempts
         self.client = client or anthropic.Anthropic(max_retries=0, timeout=timeout_s)
         self.calls: list[CallRecord] = []
+        self.limit_usd = limit_usd
+        self.charged_usd = 0.0  # settled costs, timeouts at their worst case
 
     def create(self, purpose: str, **request: Any):
         """Send one Messages API request under the budget; return the SDK's Message."""
@@ -83,6 +88,7 @@ class ClaudeSession:
         worst = request_worst_case(request, self.model)
         started = time.monotonic()
         for attempt in range(1, self.max_attempts + 1):
+            self._check_limit(purpose, worst)
             # may raise BudgetExhausted: then nothing is sent
             reservation = self.ledger.reserve(worst, purpose, self.cycle_id, self.model)
             try:
@@ -95,6 +101,7 @@ class ClaudeSession:
                 continue
             except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
                 self.ledger.settle(reservation, worst, TokenUsage())  # may have been billed: keep it charged
+                self.charged_usd += worst
                 if attempt == self.max_attempts:
                     raise LLMFailure(
                         f"{purpose}: no answer from the Anthropic API after {attempt} attempts "
@@ -105,6 +112,7 @@ class ClaudeSession:
             usage = _usage(response.usage)
             cost = cost_usd(usage, price)
             self.ledger.settle(reservation, cost, usage)
+            self.charged_usd += cost
             self.calls.append(
                 CallRecord(
                     purpose=purpose,
@@ -119,6 +127,16 @@ class ClaudeSession:
             )
             return response
         raise AssertionError("unreachable")
+
+    def _check_limit(self, purpose: str, worst: float) -> None:
+        if self.limit_usd is None:
+            return
+        left = self.limit_usd - self.charged_usd
+        if worst > left:
+            raise BudgetExhausted(
+                f"budget_exhausted: {purpose} needs up to ${worst:.4f} but only ${max(left, 0):.4f} of this "
+                f"run's ${self.limit_usd:.2f} limit is left"
+            )
 
     def totals(self, purpose: str | None = None) -> dict[str, float | int]:
         """Summed tokens and dollars of the calls so far (of one purpose, if given)."""
