@@ -105,7 +105,7 @@ def status(last: int = 10) -> dict:
 
 def _budget_refusal(params: dict) -> str | None:
     """With Claude in play, refuse a cycle whose first request would not fit today's budget."""
-    from flows.research_cycle import resolve_who
+    from tasks.llm.session import resolve_who
 
     uses_claude = any(resolve_who(params.get(k, "auto")) == "claude" for k in ("designer", "assessor"))
     if not uses_claude:

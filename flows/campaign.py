@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -49,12 +50,17 @@ from tasks.campaign.report import (
 )
 from tasks.campaign.request import CampaignInputError, CampaignRequest, check_markets
 from tasks.data import median_abs_return
+from tasks.design import family_of
 from tasks.edge import cached_step
+from tasks.features import feature_frame
+from tasks.llm.budget import BudgetExhausted, BudgetLedger
+from tasks.llm.campaign import MarketView, brief_with_claude, critic_evidence, critique_with_claude
+from tasks.llm.session import ClaudeSession, LLMFailure, resolve_who
 from tasks.provenance import provenance
 from tasks.splits import SplitBounds
 from tasks.sweep.evaluate import simulate_chunk
-from tasks.sweep.groups import train_group
 from tasks.sweep.report import data_uri
+from tasks.train import train_model
 
 campaign_market = cached_step(run_market, "campaign-market")
 progress_log = logging.getLogger("stratlab.campaign")  # the CLI prints it; the run logs the state
@@ -85,9 +91,9 @@ def new_campaign_id() -> str:
 @flow(name="campaign", log_prints=False)
 def campaign(request: CampaignRequest, campaign_id: str | None = None) -> CampaignSummary:
     """Run (or continue) a campaign; ``campaign_id`` continues the one of that id."""
-    if request.designer == "claude":
-        raise CampaignInputError("designer: Claude's brief and critique are not built yet; use local or auto")
     check_markets(request)
+    if resolve_who(request.designer) == "claude" and not os.environ.get("ANTHROPIC_API_KEY"):
+        raise CampaignInputError("designer: claude needs ANTHROPIC_API_KEY in this process's environment")
     campaign_id = campaign_id or new_campaign_id()
     folder = campaign_dir(campaign_id)
     runner = _Campaign(request, campaign_id, folder)
@@ -119,6 +125,7 @@ class _Campaign:
         else:
             self.record = CampaignRecord(campaign_id=campaign_id, request=request.model_dump(mode="json"))
         self.record.flow_run_id = str(flow_run.get_id() or "") or None
+        self.designer = resolve_who(request.designer)  # "auto": Claude when this process has a key
         seals = {(s["symbol"], s["timeframe"]): s["sealed_from"] for s in self.record.seals}
         self.markets = [
             seal_market(symbol, tf, request.holdout_fraction, seals.get((symbol, tf)))
@@ -149,7 +156,11 @@ class _Campaign:
         reason = self.stop_reason() if record.state == "campaign_evaluated" else None
         while reason is None:
             n = len(record.iterations) + 1
-            contract = self.contract_of(n)
+            try:
+                contract = self.contract_of(n)
+            except BudgetExhausted as exc:  # a critique lost with a crash, redone: no money left for it
+                reason = self.out_of_budget(exc)
+                break
             if record.state == "campaign_evaluated":  # resumed between an evaluation and its critique
                 self.move("refinement_planned", "critique_written", n - 1)
             self.move("campaign_running", "iteration_started", n)
@@ -158,7 +169,11 @@ class _Campaign:
             self.move("campaign_evaluated", "iteration_evaluated", n)
             reason = self.stop_reason()
             if reason is None:
-                self.critique(n, contract)
+                try:
+                    self.critique(n, contract)
+                except BudgetExhausted as exc:
+                    reason = self.out_of_budget(exc)
+                    break
                 self.move("refinement_planned", "critique_written", n)
         record.stop_reason = reason
         self.conclude()
@@ -181,18 +196,79 @@ class _Campaign:
         if self.request.strategy_file:
             contract = load_strategy(self.request.strategy_file)
             text = f"# Brief\n\nStarting from `{self.request.strategy_file}` ({contract.strategy_id}).\n"
-            family = "given"
+            family, how = "given", "strategy_file"
+        elif self.designer == "claude":
+            session = self.claude_session()
+            try:
+                written = brief_with_claude(session, self.request.prompt, self.market_views())
+            finally:
+                self.spend(session, "brief")
+            contract, family, how = written.strategy, family_of(written.strategy), "claude_brief"
+            text = f"# Brief (Claude, {self.request.model})\n\n{written.markdown}\n"
+            atomic_write_json(
+                self.folder / "brief.json",
+                {
+                    "writer": "claude",
+                    "model": self.request.model,
+                    "calls": [c.model_dump() for c in written.calls],
+                    "tool_calls": [t.model_dump() for t in written.tool_calls],
+                    "rejected_contracts": written.rejected_contracts,
+                },
+            )
         else:
             volatility = median_abs_return(first.bars, len(first.bars)) or 1e-3
             brief = compile_brief(
                 self.request.prompt, self.request.market_pairs, self.request.seed, volatility
             )
-            contract, text, family = brief.contract, brief.markdown, brief.family
+            contract, text, family, how = (
+                brief.contract,
+                brief.markdown,
+                brief.family,
+                "offline_spec_compiler",
+            )
         write_text(self.folder, "brief.md", text)
         self.record.family = family
-        self.move("brief_generated", "offline_spec_compiler", 0)
+        self.move("brief_generated", how, 0)
         write_text(self.folder, "contracts/iter_1.yaml", strategy_to_yaml(contract))
         self.move("code_generated", "contract_validated", 0)
+
+    def market_views(self) -> list[MarketView]:
+        """The campaign's markets as Claude may see them: development bars only."""
+        return [
+            MarketView(
+                symbol=m.symbol,
+                timeframe=m.timeframe,
+                development_bars=len(m.bars),
+                start=str(m.bars.index[0]),
+                end=str(m.bars.index[-1]),
+                sealed_from=m.seal.sealed_from,
+                typical_move=median_abs_return(m.bars, len(m.bars)) or 0.0,
+            )
+            for m in self.markets
+        ]
+
+    def claude_session(self) -> ClaudeSession:
+        """A session for one brief or critique, capped by what the campaign's ``max_usd`` has left."""
+        cap = self.request.stop.max_usd
+        left = None if cap is None else max(cap - self.record.costs["usd"], 0.0)
+        return ClaudeSession(
+            self.request.model, BudgetLedger(), cycle_id=self.record.campaign_id, limit_usd=left
+        )
+
+    def spend(self, session: ClaudeSession, step: str) -> None:
+        """Add a session's dollars, calls and tokens to the campaign's costs (persisted at once)."""
+        costs = self.record.costs
+        costs["usd"] = round(costs["usd"] + session.charged_usd, 6)
+        costs["llm_calls"] = costs.get("llm_calls", 0) + len(session.calls)
+        for key in ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens"):
+            costs[key] = costs.get(key, 0) + sum(getattr(c, key) for c in session.calls)
+        by_step = costs.setdefault("by_step", {})
+        by_step[step] = round(by_step.get(step, 0.0) + session.charged_usd, 6)
+        self.record.save(self.folder)
+
+    def out_of_budget(self, exc: BudgetExhausted) -> str:
+        self.record.stop_detail = str(exc)
+        return "budget_exhausted"
 
     def contract_of(self, n: int) -> Strategy:
         path = self.folder / "contracts" / f"iter_{n}.yaml"
@@ -261,8 +337,52 @@ class _Campaign:
         return overfitting(best, mine["sharpe_per_bar"].to_numpy(dtype=float), max(total, 1), matrix)
 
     def critique(self, n: int, contract: Strategy) -> None:
+        """The contract of iteration n + 1: Claude's patch when Claude designs (the offline critic when
+        Claude fails to give a valid one; running out of money stops the campaign instead), else the
+        offline critic's. Written as ``patches/iter_<n>.diff`` and ``.json`` and ``contracts/``."""
         began = time.monotonic()
         done = finished_iterations(self.folder)[:n]
+        record: dict = {"critic": "offline"}
+        nxt = None
+        if self.designer == "claude":
+            session = self.claude_session()
+            try:
+                trials = all_trials(self.folder, n)
+                evidence = critic_evidence(
+                    self.request.prompt,
+                    self.gates.model_dump(),
+                    contract,
+                    done,
+                    trials[trials["iteration"] == n] if len(trials) else trials,
+                )
+                patched = critique_with_claude(
+                    session, contract, evidence, self.market_views()[0], self.request.max_changes, n
+                )
+                nxt, diff = patched.strategy, patched.diff
+                if {i.type for i in nxt.indicators} != {i.type for i in contract.indicators}:
+                    self.record.family = family_of(nxt)
+                record = {
+                    "critic": "claude",
+                    "model": self.request.model,
+                    "rationale": patched.rationale,
+                    "patch": patched.patch,
+                    "changed": patched.changed,
+                    "rejected_patches": patched.rejected_patches,
+                }
+            except LLMFailure as exc:  # hours of work stand: this step falls back to the offline rules
+                record = {"critic": "offline", "claude_error": str(exc)}
+            finally:
+                self.spend(session, f"critique_{n}")
+                record["calls"] = [c.model_dump() for c in session.calls]
+        if nxt is None:
+            nxt, diff, offline = self.critique_offline(n, contract, done)
+            record.update(offline)
+        record.update(family=self.record.family, seconds=round(time.monotonic() - began, 3))
+        write_text(self.folder, f"patches/iter_{n}.diff", diff)
+        atomic_write_json(self.folder / "patches" / f"iter_{n}.json", record)
+        write_text(self.folder, f"contracts/iter_{n + 1}.yaml", strategy_to_yaml(nxt))
+
+    def critique_offline(self, n: int, contract: Strategy, done: list[dict]) -> tuple[Strategy, str, dict]:
         first = self.markets[0]
         volatility = median_abs_return(first.bars, len(first.bars)) or 1e-3
         fresh = {
@@ -287,15 +407,7 @@ class _Campaign:
         switched = next((a["family"] for a in result.actions if a["rule"] == "switch_family"), None)
         if switched:
             self.record.family = switched
-        write_text(self.folder, f"patches/iter_{n}.diff", result.diff)
-        record = {
-            "actions": result.actions,
-            "changed": result.changed,
-            "family": self.record.family,
-            "seconds": round(time.monotonic() - began, 3),
-        }
-        atomic_write_json(self.folder / "patches" / f"iter_{n}.json", record)
-        write_text(self.folder, f"contracts/iter_{n + 1}.yaml", strategy_to_yaml(result.contract))
+        return result.contract, result.diff, {"actions": result.actions, "changed": result.changed}
 
     # --- the end -----------------------------------------------------------------------------------
 
@@ -335,11 +447,21 @@ class _Campaign:
         chosen, market = self.best_contract(best)
         bars, start = open_holdout(self.folder, market.seal, chosen.strategy_id)
         outputs = None
-        if chosen.has_model:
+        if chosen.has_model:  # trained on the development bars (the last fifth validates), kept
             fit = start * 4 // 5
             bounds = SplitBounds(train=(0, fit), validation=(fit, start), test=(start, len(bars)))
-            trained = train_group(chosen, bars, bounds, {}, self.request.seed)
-            outputs = trained.model_outputs
+            trained = train_model(chosen, bars, feature_frame(bars, chosen), bounds, self.request.seed)
+            outputs = trained.predictions.add_prefix("model.")
+            atomic_write_bytes(self.folder / "best_model.ckpt", trained.checkpoint)
+            atomic_write_json(
+                self.folder / "best_model.json",
+                {
+                    "candidate": chosen.strategy_id,
+                    "trained_on": {"train": bounds.train, "validation": bounds.validation},
+                    "metrics": trained.metrics.model_dump(mode="json", exclude={"loss_curve"}),
+                    "provenance": provenance(self.request.seed, "", "market data"),
+                },
+            )
         combos = pd.DataFrame({k: [chosen.optimization_space[k].value] for k in chosen.optimization_space})
         sim = simulate_chunk(chosen, bars, combos, start, len(bars), outputs)
         metrics = column_metrics(sim, bars_per_year(bars.index)).iloc[0].to_dict()
@@ -375,10 +497,13 @@ class _Campaign:
 
     def fail(self, exc: BaseException) -> None:
         self.record.error = f"{type(exc).__name__}: {exc}"[:2000]
+        code = getattr(exc, "reason", None) or type(exc).__name__  # BudgetExhausted: budget_exhausted
+        if isinstance(exc, BudgetExhausted):
+            self.record.stop_reason, self.record.stop_detail = code, str(exc)
         if self.record.state not in ("completed", "failed"):
             if self.record.state == "paused":
                 self.record.move(self.record.resumed_state(), "resumed", len(self.record.iterations))
-            self.move("failed", type(exc).__name__, len(self.record.iterations))
+            self.move("failed", code, len(self.record.iterations))
 
     def summary(self) -> CampaignSummary:
         r = self.record
@@ -447,6 +572,12 @@ def report_markdown(record: CampaignRecord, board: pd.DataFrame, png_name: str) 
         "",
         "> " + record.request["prompt"].replace("\n", "\n> "),
         "",
+        *([f"Stop detail: {record.stop_detail}", ""] if record.stop_detail else []),
+        *(
+            [f"Claude: {record.costs['llm_calls']} calls, ${record.costs['usd']:.4f}.", ""]
+            if record.costs.get("llm_calls")
+            else []
+        ),
         "## Rationale",
         "",
         "| criterion | value | threshold | passed |",

@@ -12,7 +12,6 @@ the person, and read by nothing else. The operator's floors (``stratlab.toml``) 
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -39,7 +38,7 @@ from tasks.llm.assess import assess_claude
 from tasks.llm.budget import BudgetExhausted, BudgetLedger
 from tasks.llm.design import DesignTools, design_claude
 from tasks.llm.pricing import DEFAULT_MODEL
-from tasks.llm.session import ClaudeSession, LLMFailure
+from tasks.llm.session import ClaudeSession, LLMFailure, resolve_who
 from tasks.provenance import provenance
 from tasks.settings import enforce_operator_rules, operator_settings
 from tasks.splits import split_bounds
@@ -200,13 +199,6 @@ def _cycle(params: CycleParams) -> State:
         return Failed(message=result.reason, data=result)
     finally:
         stage.discard()  # errors and cancellation (a BaseException) alike: no staged file survives
-
-
-def resolve_who(who: str) -> str:
-    """'auto' means Claude when an API key is set, else the offline path."""
-    if who == "auto":
-        return "claude" if os.environ.get("ANTHROPIC_API_KEY") else "local"
-    return who
 
 
 def _design(

@@ -34,15 +34,33 @@ Folds = Annotated[int, typer.Option(help="Walk-forward folds.")]
 WalkForward = Annotated[str, typer.Option(help="anchored or rolling.")]
 Holdout = Annotated[float, typer.Option(help="Sealed fraction of each market.")]
 Seed = Annotated[int, typer.Option(help="Seed of every random choice.")]
+Designer = Annotated[
+    str, typer.Option(help="Who writes the brief and critiques: auto (Claude with a key), local, claude.")
+]
+Model = Annotated[str | None, typer.Option(help="Claude model (default: claude-opus-5).")]
 
 
 def _request(
-    prompt, market, strategy, max_iterations, max_hours, max_usd, trials, folds, walk_forward, holdout, seed
+    prompt,
+    market,
+    strategy,
+    max_iterations,
+    max_hours,
+    max_usd,
+    trials,
+    folds,
+    walk_forward,
+    holdout,
+    seed,
+    designer,
+    model,
 ) -> dict:
     from tasks.campaign.request import CampaignInputError, check_markets, parse_request
 
     data: dict = {"prompt": prompt or "", "seed": seed, "folds": folds, "walk_forward": walk_forward}
-    data.update(trials_per_iteration=trials, holdout_fraction=holdout)
+    data.update(trials_per_iteration=trials, holdout_fraction=holdout, designer=designer)
+    if model:
+        data["model"] = model
     if market:
         data["markets"] = market
     if strategy:
@@ -70,11 +88,13 @@ def run(
     walk_forward: WalkForward = "anchored",
     holdout: Holdout = 0.2,
     seed: Seed = 42,
+    designer: Designer = "auto",
+    model: Model = None,
     resume: Annotated[str | None, typer.Option(help="Continue the campaign of this id.")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Run a campaign here (Prefect's ephemeral API, offline designer and critic, no key). Ctrl-C pauses
-    it; `--resume ID` goes on from the next unfinished iteration."""
+    """Run a campaign here (Prefect's ephemeral API; offline designer and critic unless a key is set).
+    Ctrl-C pauses it; `--resume ID` goes on from the next unfinished iteration."""
     prepare_prefect_env()
     if resume:
         from deployments.campaigns import load
@@ -98,6 +118,8 @@ def run(
             walk_forward,
             holdout,
             seed,
+            designer,
+            model,
         )
     campaign_id = resume or f"c{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:8]}"
     if not as_json:
@@ -141,6 +163,8 @@ def start(
     walk_forward: WalkForward = "anchored",
     holdout: Holdout = 0.2,
     seed: Seed = 42,
+    designer: Designer = "auto",
+    model: Model = None,
     as_json: AsJson = False,
 ) -> None:
     """Start a campaign on the server's worker (the `campaign` deployment)."""
@@ -158,6 +182,8 @@ def start(
         walk_forward,
         holdout,
         seed,
+        designer,
+        model,
     )
     use_server()
     from deployments.campaigns import start as start_run

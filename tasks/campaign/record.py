@@ -70,6 +70,7 @@ class CampaignRecord(BaseModel):
     iterations: list[dict] = Field(default_factory=list, description="Summary of each finished iteration.")
     trials: int = 0
     stop_reason: str | None = None
+    stop_detail: str | None = None  # what the stop reason's code does not say (which limit, how much)
     verdict: str | None = None
     rationale: list[dict] = Field(default_factory=list)
     best: dict | None = None

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.data import DataError, available_markets
+from tasks.llm.pricing import DEFAULT_MODEL, model_price
 
 MARKET = re.compile(r"^(?P<symbol>[A-Za-z0-9._-]{1,32}):(?P<timeframe>[^:]*)$")
 TIMEFRAME = re.compile(r"^[1-9][0-9]{0,2}(m|h|d)$")
@@ -99,6 +100,7 @@ class CampaignRequest(_Model):
     designer: Literal["auto", "local", "claude"] = Field(
         "auto", description="Who writes the brief and critiques: auto = Claude with a key, else local."
     )
+    model: str = Field(DEFAULT_MODEL, description="Claude model for the brief and the critic.")
     holdout_fraction: float = Field(
         0.2, ge=0.05, le=0.5, description="Latest part of each market, sealed until the verdict."
     )
@@ -132,6 +134,12 @@ class CampaignRequest(_Model):
         if len(set(normalised)) != len(normalised):
             raise ValueError("markets: a market is listed twice")
         return normalised
+
+    @field_validator("model")
+    @classmethod
+    def _priced_model(cls, model: str) -> str:
+        model_price(model)  # an unknown model has no price, so no budget could hold it
+        return model
 
     @property
     def market_pairs(self) -> list[tuple[str, str]]:

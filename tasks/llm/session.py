@@ -10,6 +10,7 @@ the SDK from the environment and never passes through this module.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from typing import Any
@@ -41,6 +42,13 @@ class CallRecord(BaseModel):
     reserved_usd: float
     attempts: int
     seconds: float
+
+
+def resolve_who(who: str) -> str:
+    """'auto' means Claude when an API key is set, else the offline path."""
+    if who == "auto":
+        return "claude" if os.environ.get("ANTHROPIC_API_KEY") else "local"
+    return who
 
 
 def request_worst_case(request: dict[str, Any], model: str) -> float:
