@@ -218,3 +218,64 @@ def test_the_offline_critic_follows_its_rules_within_the_footprint():
         },
     )
     assert stalled.actions[0]["rule"] == "switch_family" and stalled.actions[0]["family"] == "mean_reversion"
+
+
+# --- Claude's critic: the patch tool (no network: the tool itself) --------------------------------
+
+
+def _critic_tools(max_changes: int = 2):
+    from tasks.campaign.brief import fresh_contract
+    from tasks.llm.campaign import CriticTools, MarketView
+
+    contract = fresh_contract("trend_cross", "EURUSD", "1h", 7, 1e-3)
+    market = MarketView("EURUSD", "1h", 1000, "2015-01-01", "2015-03-01", "2015-03-02", 1e-3)
+    return contract, CriticTools(contract, market, max_changes, iteration=1)
+
+
+def test_merge_patch_merges_objects_deletes_nulls_and_replaces_lists():
+    from tasks.llm.campaign import merge_patch
+
+    target = {"a": {"b": 1, "c": 2}, "l": [1, 2], "keep": True}
+    assert merge_patch(target, {"a": {"b": None, "d": 3}, "l": [9]}) == {
+        "a": {"c": 2, "d": 3},
+        "l": [9],
+        "keep": True,
+    }
+    assert target == {"a": {"b": 1, "c": 2}, "l": [1, 2], "keep": True}  # the contract itself is untouched
+
+
+@pytest.mark.parametrize(
+    ("patch", "named"),
+    [
+        ({"strategy_id": "other"}, "strategy_id: a campaign's critic cannot change it"),
+        ({"timeframes": ["1d"]}, "timeframes: a campaign's critic cannot change it"),
+        ({"thesis": "same logic, new words"}, "it changes nothing"),
+        ({"risk_model": {"slippage": 0.0}}, "risk_model.slippage"),  # below the operator's cost floor
+        ({"optimization_space": {"ma_fast.window": {"max": 999}}}, "ma_fast.window"),  # past the catalog
+        (
+            {
+                "optimization_space": {
+                    "ma_fast.window": {"min": 4, "max": 16, "value": 8},
+                    "ma_slow.window": {"min": 60, "max": 150, "value": 100},
+                    "risk_model.stop_loss.multiple": {"enabled": False},
+                }
+            },
+            "changes 3 fields",
+        ),
+    ],
+)
+def test_a_patch_that_breaks_a_rule_goes_back_naming_it(patch, named):
+    contract, tools = _critic_tools(max_changes=2)
+    text, is_error, saved = tools.run("propose_patch", {"rationale": "because", "patch": patch})
+    assert is_error and saved is None and named in text, text
+    assert tools.rejected == 1
+
+
+def test_a_patch_within_the_footprint_gives_the_next_contract():
+    contract, tools = _critic_tools(max_changes=2)
+    patch = {"optimization_space": {"ma_fast.window": {"min": 4, "max": 16, "value": 8}}}
+    text, is_error, saved = tools.run("propose_patch", {"rationale": "narrow it", "patch": patch})
+    assert not is_error, text
+    rationale, _, nxt, changed = saved
+    assert changed == ["ma_fast.window"] and nxt.version == contract.version + 1
+    assert nxt.optimization_space["ma_fast.window"].max == 16 and nxt.markets == contract.markets
