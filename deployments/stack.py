@@ -212,11 +212,16 @@ def configure(api: str, say=print) -> None:
 
 
 CRASH_AUTOMATION = "stratlab: mark silent cycles Crashed"
+# A run stops sending heartbeats when it ends, and also when it is suspended (a paused campaign holds no
+# process for hours): neither is a crash. See deployments/suspension.py for why the state events alone
+# are not enough for a suspension.
+QUIET_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed", "Suspended", "Paused")
 
 
 def ensure_crash_detection() -> None:
     """A run whose process was killed (worker SIGKILLed, machine lost) sends no more heartbeats and no
-    final state; this automation marks it Crashed after three missed heartbeats. Idempotent."""
+    final state; this automation marks it Crashed after three missed heartbeats. Idempotent; an older
+    definition (one that would crash a suspended campaign) is replaced."""
     from datetime import timedelta
 
     from prefect import get_client
@@ -224,18 +229,24 @@ def ensure_crash_detection() -> None:
     from prefect.events.actions import ChangeFlowRunState
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
+    from deployments.suspension import SUSPENDED_EVENT
+
+    expect = {"prefect.flow-run.heartbeat", SUSPENDED_EVENT, *(f"prefect.flow-run.{s}" for s in QUIET_EVENTS)}
     with get_client(sync_client=True) as client:
-        if client.read_automations_by_name(CRASH_AUTOMATION):
+        existing = client.read_automations_by_name(CRASH_AUTOMATION)
+        if existing and all(set(a.trigger.expect) == expect for a in existing):
             return
-        final_events = {f"prefect.flow-run.{s}" for s in ("Completed", "Failed", "Cancelled", "Crashed")}
+        for automation in existing:
+            client.delete_automation(automation.id)
         client.create_automation(
             AutomationCore(
                 name=CRASH_AUTOMATION,
-                description="A research cycle stopped sending heartbeats: its process is gone.",
+                description="A run stopped sending heartbeats without ending or being suspended: its "
+                "process is gone.",
                 trigger=EventTrigger(
                     match={"prefect.resource.id": "prefect.flow-run.*"},
                     after={"prefect.flow-run.heartbeat"},
-                    expect={"prefect.flow-run.heartbeat", *final_events},
+                    expect=expect,
                     for_each={"prefect.resource.id"},
                     posture=Posture.Proactive,
                     threshold=1,
@@ -244,7 +255,7 @@ def ensure_crash_detection() -> None:
                 actions=[
                     ChangeFlowRunState(
                         state=StateType.CRASHED,
-                        message="No heartbeat: the process running this cycle was lost",
+                        message="No heartbeat: the process of this run was lost",
                     )
                 ],
             )

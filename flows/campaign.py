@@ -20,13 +20,19 @@ from datetime import UTC, datetime
 
 import pandas as pd
 from prefect import flow, get_client
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import Pause, TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Running
 from pydantic import BaseModel
 
+from deployments.suspension import note_suspension
 from flows.guard import CAMPAIGN_LIMIT, LEASE_SECONDS, ensure_limit, one_cycle_at_a_time
 from strategy_contract import Strategy, load_strategy
 from strategy_contract.io import atomic_write_bytes, atomic_write_json, strategy_to_yaml, strict_json
@@ -103,6 +109,8 @@ def campaign(request: CampaignRequest, campaign_id: str | None = None) -> Campai
             return runner.run()
     except Pause:  # suspended (the UI's Pause, `stratlab campaign pause`): this process ends here
         runner.pause("suspended")
+        if flow_run.get_id():
+            note_suspension(str(flow_run.get_id()))  # so that the crash detection does not take it for one
         raise
     except KeyboardInterrupt:  # Ctrl-C of an in-process campaign: `campaign run --resume ID` goes on
         runner.pause("interrupted")
@@ -125,6 +133,7 @@ class _Campaign:
         else:
             self.record = CampaignRecord(campaign_id=campaign_id, request=request.model_dump(mode="json"))
         self.record.flow_run_id = str(flow_run.get_id() or "") or None
+        self.progress_id = None  # the run's progress artifact: iterations done of max_iterations
         self.designer = resolve_who(request.designer)  # "auto": Claude when this process has a key
         seals = {(s["symbol"], s["timeframe"]): s["sealed_from"] for s in self.record.seals}
         self.markets = [
@@ -143,6 +152,8 @@ class _Campaign:
         record = self.record
         if record.state in ("completed", "failed"):
             return self.summary()
+        for stray in self.folder.rglob(".*.tmp"):  # a killed writer's; this process holds the campaign slot
+            stray.unlink(missing_ok=True)
         if record.state == "paused":
             self.move(record.resumed_state(), "resumed", len(record.iterations))
         if record.state in ("queued", "brief_generated"):
@@ -178,6 +189,7 @@ class _Campaign:
         record.stop_reason = reason
         self.conclude()
         self.move("completed", reason, len(record.iterations))
+        self.show_progress(100.0)
         return self.summary()
 
     @property
@@ -518,10 +530,19 @@ class _Campaign:
             report_dir=str(self.folder),
         )
 
+    def show_progress(self, percent: float) -> None:
+        if not flow_run.get_id():
+            return
+        if self.progress_id is None:
+            self.progress_id = create_progress_artifact(percent, description="Campaign: iterations done")
+        else:
+            update_progress_artifact(self.progress_id, percent)
+
     def publish(self, n: int) -> None:
         """After each iteration: the leaderboard and the score trajectory as artifacts of the run."""
         if not flow_run.get_id():
             return
+        self.show_progress(100.0 * n / self.request.stop.max_iterations)
         trials = all_trials(self.folder, n)
         board = leaderboard(trials, top=10)
         key = f"campaign-{self.record.campaign_id}".replace("_", "-")[:90]

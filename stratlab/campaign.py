@@ -40,32 +40,24 @@ Designer = Annotated[
 Model = Annotated[str | None, typer.Option(help="Claude model (default: claude-opus-5).")]
 
 
-def _request(
-    prompt,
-    market,
-    strategy,
-    max_iterations,
-    max_hours,
-    max_usd,
-    trials,
-    folds,
-    walk_forward,
-    holdout,
-    seed,
-    designer,
-    model,
-) -> dict:
+def _request(options: dict) -> dict:
+    """The request from the command's options (its parameters by name), checked before anything runs."""
     from tasks.campaign.request import CampaignInputError, check_markets, parse_request
 
-    data: dict = {"prompt": prompt or "", "seed": seed, "folds": folds, "walk_forward": walk_forward}
-    data.update(trials_per_iteration=trials, holdout_fraction=holdout, designer=designer)
-    if model:
-        data["model"] = model
-    if market:
-        data["markets"] = market
-    if strategy:
-        data["strategy_file"] = strategy
-    stop = {"max_iterations": max_iterations, "max_hours": max_hours, "max_usd": max_usd}
+    o = options
+    data: dict = {
+        "prompt": o["prompt"] or "",
+        "seed": o["seed"],
+        "folds": o["folds"],
+        "designer": o["designer"],
+    }
+    data.update(
+        walk_forward=o["walk_forward"], trials_per_iteration=o["trials"], holdout_fraction=o["holdout"]
+    )
+    for option, field in (("model", "model"), ("market", "markets"), ("strategy", "strategy_file")):
+        if o[option]:
+            data[field] = o[option]
+    stop = {k: o[k] for k in ("max_iterations", "max_hours", "max_usd")}
     data["stop"] = {k: v for k, v in stop.items() if v is not None}
     try:
         request = parse_request(data)
@@ -95,6 +87,7 @@ def run(
 ) -> None:
     """Run a campaign here (Prefect's ephemeral API; offline designer and critic unless a key is set).
     Ctrl-C pauses it; `--resume ID` goes on from the next unfinished iteration."""
+    options = dict(locals())
     prepare_prefect_env()
     if resume:
         from deployments.campaigns import load
@@ -106,21 +99,7 @@ def run(
     else:
         if not prompt and not strategy:
             raise fail("--prompt: say what you want (or give --strategy)")
-        request = _request(
-            prompt,
-            market,
-            strategy,
-            max_iterations,
-            max_hours,
-            max_usd,
-            trials,
-            folds,
-            walk_forward,
-            holdout,
-            seed,
-            designer,
-            model,
-        )
+        request = _request(options)
     campaign_id = resume or f"c{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:8]}"
     if not as_json:
         console.print(f"campaign [bold]{campaign_id}[/bold]: {_folder(campaign_id)} (Ctrl-C pauses)")
@@ -168,23 +147,10 @@ def start(
     as_json: AsJson = False,
 ) -> None:
     """Start a campaign on the server's worker (the `campaign` deployment)."""
+    options = dict(locals())
     if not prompt and not strategy:
         raise fail("--prompt: say what you want (or give --strategy)")
-    request = _request(
-        prompt,
-        market,
-        strategy,
-        max_iterations,
-        max_hours,
-        max_usd,
-        trials,
-        folds,
-        walk_forward,
-        holdout,
-        seed,
-        designer,
-        model,
-    )
+    request = _request(options)
     use_server()
     from deployments.campaigns import start as start_run
 

@@ -156,3 +156,32 @@ def test_ctrl_c_pauses_a_campaign_and_resume_goes_on_without_redoing_finished_it
     started = [t["iteration"] for t in record["transitions"] if t["reason"] == "iteration_started"]
     assert started.count(1) == 1 and started[-1] == summary["iterations"], started  # iteration 1 ran once
     assert [t["state"] for t in record["transitions"]].count("paused") == 1
+
+
+def test_a_neural_best_candidate_keeps_the_model_its_holdout_was_scored_with(lab, tmp_path):
+    import torch
+    import yaml
+
+    from tasks.campaign.brief import fresh_contract
+
+    contract = fresh_contract("neuro_fuzzy", "EURUSD", "1h", 3, 1e-3)
+    path = tmp_path / "neural.yaml"
+    path.write_text(yaml.safe_dump(contract.model_dump(mode="json", exclude_unset=True)))
+    summary = _campaign(
+        lab,
+        trend_bars(2, n=4000),
+        "neural",
+        strategy_file=str(path),
+        folds=2,
+        trials_per_iteration=4,
+        gates={"min_trades": 1},
+        stop={"max_iterations": 1},
+    )
+    folder = lab / "reports/campaigns/neural"
+    assert summary.best is not None and summary.best["strategy_id"] == contract.strategy_id
+    meta = json.loads((folder / "best_model.json").read_text())
+    seal = json.loads((folder / "campaign.json").read_text())["seals"][0]
+    assert meta["trained_on"]["validation"][1] == seal["development_bars"]  # never a sealed bar
+    assert 0 <= meta["metrics"]["accuracy"] <= 1
+    checkpoint = torch.load(folder / "best_model.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["state_dict"]  # the Lightning checkpoint, loadable without our code

@@ -294,13 +294,7 @@ def test_activated_schedules_create_runs(stack):
                     c.delete_flow_run(run.id)
 
 
-def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_stopped(stack):
-    import psutil
-
-    with stack.client() as c:
-        form = c.read_deployment_by_name("campaign/campaign").parameter_openapi_schema
-    fields = form["definitions"]["CampaignRequest"]["properties"]
-    assert {"prompt", "markets", "folds", "holdout_fraction", "weights", "stop"} <= set(fields)
+def start_campaign(stack: Stack, trials: int, iterations: int) -> tuple[dict, Path]:
     started = stack.json(
         "campaign",
         "start",
@@ -309,39 +303,151 @@ def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_
         "--market",
         "EURUSD:1h",
         "--trials",
-        "300",
+        str(trials),
         "--max-iterations",
-        "3",
+        str(iterations),
     )
     assert started["started"], started
-    folder = stack.home / "reports/campaigns" / started["campaign_id"]
-    deadline = time.monotonic() + 300
-    while not (folder / "iterations/iter_1.json").is_file():
-        assert time.monotonic() < deadline, "no iteration finished"
+    return started, stack.home / "reports/campaigns" / started["campaign_id"]
+
+
+def wait_for(check, what: str, timeout: float = 300):
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
         time.sleep(0.5)
-    assert stack.json("campaign", "pause", started["campaign_id"])["paused"]
-    deadline = time.monotonic() + 180
-    while (status := stack.json("campaign", "status", started["campaign_id"]))["run"]["state"] != "Suspended":
-        assert time.monotonic() < deadline, status
-        time.sleep(1)
+    return found
+
+
+def iteration_started(folder: Path, n: int) -> bool:
+    path = folder / "campaign.json"
+    if not path.is_file():
+        return False
+    record = json.loads(path.read_text())
+    return any(t["reason"] == "iteration_started" and t["iteration"] == n for t in record["transitions"])
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def flow_processes(stack: Stack) -> list:
+    import psutil
+
     worker = psutil.Process(json.loads((stack.home / "stack.json").read_text())["worker_pid"])
+    return [p for p in worker.children(recursive=True) if "flow" in " ".join(p.cmdline())]
+
+
+def assert_continued(record: dict, before: dict[str, bytes], folder: Path) -> None:
+    """The campaign completed, and the iterations finished before the interruption were read back."""
+    assert record["state"] == "completed" and record["verdict"], record["state"]
+    assert {k: v for k, v in files_of(folder).items() if k in before and k.startswith("iterations/")} == {
+        k: v for k, v in before.items() if k.startswith("iterations/")
+    }
+    finished = {k for k in before if k.startswith("iterations/iter_") and k.endswith(".json")}
+    started = [t["iteration"] for t in record["transitions"] if t["reason"] == "iteration_started"]
+    assert all(started.count(n) == 1 for n in range(1, len(finished) + 1)), started
+
+
+def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_stopped(stack):
+    with stack.client() as c:
+        form = c.read_deployment_by_name("campaign/campaign").parameter_openapi_schema
+    fields = form["definitions"]["CampaignRequest"]["properties"]
+    assert {"prompt", "markets", "folds", "holdout_fraction", "weights", "stop"} <= set(fields)
+    started, folder = start_campaign(stack, trials=300, iterations=3)
+    wait_for(lambda: (folder / "iterations/iter_1.json").is_file(), "iteration 1")
+    assert stack.json("campaign", "pause", started["campaign_id"])["paused"]
+    wait_for(
+        lambda: stack.json("campaign", "status", started["campaign_id"])["run"]["state"] == "Suspended",
+        "suspended",
+        180,
+    )
     time.sleep(5)  # the worker reaps the flow's process
-    assert not [p for p in worker.children(recursive=True) if "flow" in " ".join(p.cmdline())]
+    assert not flow_processes(stack)
     record = json.loads((folder / "campaign.json").read_text())
     assert record["state"] == "paused" and record["transitions"][-1]["reason"] == "suspended"
-    done = sorted((folder / "iterations").glob("iter_*"))
-    before = {p.name: p.read_bytes() for p in done}
+    before = files_of(folder)
+    # a suspended run sends no heartbeat: three missed ones must not mark it Crashed
+    time.sleep(3 * 30 + 15)
+    assert stack.json("campaign", "status", started["campaign_id"])["run"]["state"] == "Suspended"
 
     assert stack.json("campaign", "resume", started["campaign_id"])["resumed"]
     run = stack.wait_final(started["run_id"], timeout=400)
     assert run.state.name == "Completed", run.state
     record = json.loads((folder / "campaign.json").read_text())
-    assert record["state"] == "completed" and len(record["iterations"]) >= 2 and record["verdict"]
-    assert {p.name: p.read_bytes() for p in done} == before  # finished iterations read back, not redone
-    started_iterations = [t["iteration"] for t in record["transitions"] if t["reason"] == "iteration_started"]
-    finished_before = len([p for p in before if p.endswith(".json")])
-    assert all(started_iterations.count(n) == 1 for n in range(1, finished_before + 1)), started_iterations
+    assert len(record["iterations"]) >= 2
+    assert_continued(record, before, folder)
     assert [t["reason"] for t in record["transitions"]].count("suspended") == 1
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with stack.client() as c:
+        artifacts = c.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(started["run_id"])])
+            )
+        )
+    kinds = {a.type for a in artifacts}
+    assert {"progress", "table", "markdown"} <= kinds, kinds  # progress, leaderboard, trajectory chart
+    assert max(a.data for a in artifacts if a.type == "progress") == 100.0
+
+
+def test_a_campaign_cancelled_mid_iteration_ends_cancelled_with_no_half_written_report(stack):
+    started, folder = start_campaign(stack, trials=5000, iterations=2)  # a long first iteration
+    wait_for(lambda: iteration_started(folder, 1), "iteration 1 started")
+    time.sleep(3)
+    assert stack.json("campaign", "cancel", started["campaign_id"])["cancelled"]
+    run = stack.wait_final(started["run_id"], timeout=120, settled_as="Cancelled")
+    assert run.state.name == "Cancelled"
+    names = set(files_of(folder))
+    assert not [n for n in names if n.startswith("iterations/") or n.endswith(".tmp")], names
+    assert not names & {"report.md", "leaderboard.csv", "trajectory.png", "holdout.json", "holdout.opened"}
+    record = json.loads((folder / "campaign.json").read_text())
+    assert record["iterations"] == [] and record["verdict"] is None
+    assert record["state"] in ("paused", "campaign_running"), record["state"]  # SIGTERM may beat the note
+    time.sleep(3)
+    assert not flow_processes(stack)
+
+
+def test_kill_9_of_the_worker_mid_iteration_then_resume_continues_with_the_next_iteration(stack):
+    import psutil
+
+    started, folder = start_campaign(stack, trials=1500, iterations=2)
+    wait_for(lambda: iteration_started(folder, 2), "iteration 2 started", 400)
+    before = files_of(folder)
+    assert "iterations/iter_1.json" in before and "iterations/iter_2.json" not in before
+    worker = psutil.Process(json.loads((stack.home / "stack.json").read_text())["worker_pid"])
+    for proc in [*worker.children(recursive=True), worker]:
+        proc.kill()
+    stack.wait_final(started["run_id"], timeout=240, settled_as="Crashed")
+
+    assert stack.cli("up").returncode == 0  # a new worker
+    assert stack.json("campaign", "resume", started["campaign_id"])["resumed"]
+    run = stack.wait_final(started["run_id"], timeout=500, settled_as="Completed")
+    record = json.loads((folder / "campaign.json").read_text())
+    assert len(record["iterations"]) == 2
+    assert_continued(record, before, folder)
+    started_iterations = [t["iteration"] for t in record["transitions"] if t["reason"] == "iteration_started"]
+    assert started_iterations.count(2) == 2, started_iterations  # iteration 2 began again, nothing before it
+    assert run.id == UUID(started["run_id"])
+
+
+def test_a_suspension_that_expired_is_failed_and_resume_still_continues(stack):
+    from prefect.flow_runs import suspend_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    started, folder = start_campaign(stack, trials=300, iterations=3)
+    wait_for(lambda: (folder / "iterations/iter_1.json").is_file(), "iteration 1")
+    with temporary_settings(updates={PREFECT_API_URL: stack.api}):  # as the UI's Pause does: a timeout
+        suspend_flow_run(flow_run_id=UUID(started["run_id"]), timeout=5)
+    failed = stack.wait_final(started["run_id"], timeout=240, settled_as="Failed")
+    assert failed.state.name == "Failed"  # Prefect's own verdict on an expired suspension
+    record = json.loads((folder / "campaign.json").read_text())
+    assert record["state"] == "paused", record["state"]
+    before = files_of(folder)
+
+    assert stack.json("campaign", "resume", started["campaign_id"])["resumed"]
+    stack.wait_final(started["run_id"], timeout=400, settled_as="Completed")
+    assert_continued(json.loads((folder / "campaign.json").read_text()), before, folder)
 
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")

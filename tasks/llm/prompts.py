@@ -62,38 +62,34 @@ def contract_input_schema() -> dict[str, Any]:
     return schema
 
 
+NO_INPUT = {"type": "object", "properties": {}}
+
+
+def _tool(name: str, description: str, input_schema: dict[str, Any] = NO_INPUT) -> dict[str, Any]:
+    return {"name": name, "description": description, "input_schema": input_schema}
+
+
+def _list_indicators() -> dict[str, Any]:
+    return _tool("list_indicators", "The indicator catalog: types, parameters with bounds, outputs.")
+
+
+def _validate_contract(contract: dict[str, Any]) -> dict[str, Any]:
+    return _tool("validate_contract", "Check a contract without saving it; errors name the field.", contract)
+
+
 def design_tools() -> list[dict[str, Any]]:
     contract = contract_input_schema()
     return [
-        {
-            "name": "list_indicators",
-            "description": "The indicator catalog: types, parameters with bounds, outputs.",
-            "input_schema": {"type": "object", "properties": {}},
-        },
-        {
-            "name": "list_symbols",
-            "description": "Markets with data: symbol, timeframe, bars and date range.",
-            "input_schema": {"type": "object", "properties": {}},
-        },
-        {
-            "name": "recent_strategies",
-            "description": "The latest strategies tried, newest first: outcome, metrics on the selection "
+        _list_indicators(),
+        _tool("list_symbols", "Markets with data: symbol, timeframe, bars and date range."),
+        _tool(
+            "recent_strategies",
+            "The latest strategies tried, newest first: outcome, metrics on the selection "
             "part of the data (never the held-out part), verdict, learnings.",
-            "input_schema": {
-                "type": "object",
-                "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 10}},
-            },
-        },
-        {
-            "name": "validate_contract",
-            "description": "Check a contract without saving it; errors name the field.",
-            "input_schema": contract,
-        },
-        {
-            "name": "save_contract",
-            "description": "Validate and save the contract; this ends the design.",
-            "input_schema": contract,
-        },
+            {"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 10}}},
+        ),
+        _validate_contract(contract),
+        _tool("save_contract", "Validate and save the contract; this ends the design.", contract),
     ]
 
 
@@ -181,31 +177,18 @@ An invalid patch comes back as an error naming the field; fix it and propose aga
 
 def brief_tools() -> list[dict[str, Any]]:
     contract = contract_input_schema()
+    brief = {
+        "type": "object",
+        "properties": {"brief": {"type": "string", "maxLength": 6000}, "contract": contract},
+        "required": ["brief", "contract"],
+    }
     return [
-        {
-            "name": "list_indicators",
-            "description": "The indicator catalog: types, parameters with bounds, outputs.",
-            "input_schema": {"type": "object", "properties": {}},
-        },
-        {
-            "name": "list_markets",
-            "description": "The campaign's markets: development bars, date range, typical one-bar move.",
-            "input_schema": {"type": "object", "properties": {}},
-        },
-        {
-            "name": "validate_contract",
-            "description": "Check a contract without saving it; errors name the field.",
-            "input_schema": contract,
-        },
-        {
-            "name": "save_brief",
-            "description": "Validate and save the brief and the first contract; this ends your turn.",
-            "input_schema": {
-                "type": "object",
-                "properties": {"brief": {"type": "string", "maxLength": 6000}, "contract": contract},
-                "required": ["brief", "contract"],
-            },
-        },
+        _list_indicators(),
+        _tool("list_markets", "The campaign's markets: development bars, date range, typical one-bar move."),
+        _validate_contract(contract),
+        _tool(
+            "save_brief", "Validate and save the brief and the first contract; this ends your turn.", brief
+        ),
     ]
 
 
