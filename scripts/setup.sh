@@ -26,4 +26,8 @@ grep -v '^torch==' requirements.lock > .venv/requirements.notorch.txt
 uv pip install --quiet -p .venv "${fl_args[@]}" -r .venv/requirements.notorch.txt
 uv pip install --quiet -p .venv --no-deps -e .
 
+# The Pine toolchain for the export parity tests, in its own environment (see requirements-pine.lock).
+[ -x .venv-pine/bin/python ] || uv venv --quiet -p "$PY" .venv-pine
+uv pip install --quiet -p .venv-pine -r requirements-pine.lock
+
 echo "setup: ready ($(.venv/bin/python -c 'import prefect, vectorbt, torch; print("prefect", prefect.__version__, "vectorbt", vectorbt.__version__, "torch", torch.__version__)'))"

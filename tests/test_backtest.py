@@ -151,13 +151,15 @@ def test_a_gap_through_the_stop_exits_at_the_open():
 
 
 def test_atr_stop_uses_the_signal_bars_atr_from_the_fill_price():
-    atr = [2.0, 5.0, 5.0, 5.0]  # signal bar 0: 2 x 2 / close 100 = 4%; bar 1's ATR would give 10%
+    atr = [2.0, 5.0, 5.0, 5.0]  # signal bar 0: 2 x ATR 2 = 4 below the fill; bar 1's ATR would give 10
     bars = make_bars(FLAT, (100, 101, 98, 100), (99, 99.5, 95, 96), (96, 97, 95, 96))
     strategy = contract(stop_loss={"kind": "atr", "indicator": "atr_3", "multiple": 2})
     sim = run(bars, strategy, go={0}, atr=atr)
     [trade] = trade_list(sim)
     entry = buy(100)
-    stop = entry * (1 - 2 * 2.0 / 100)  # 96.192: bar 1's low 98 misses it, bar 2's low 95 hits it
+    stop = (
+        entry - 2 * 2.0
+    )  # 96.2, as Pine's strategy.exit(loss=): bar 1's low 98 misses it, bar 2's 95 hits it
     assert (trade.entry_time, trade.exit_time) == (day(bars, 1), day(bars, 2))
     assert trade.exit_price == pytest.approx(sell(stop), rel=1e-12)
 
@@ -165,7 +167,7 @@ def test_atr_stop_uses_the_signal_bars_atr_from_the_fill_price():
 def test_atr_take_profit_and_the_stop_first_when_a_bar_reaches_both():
     bars = make_bars(
         FLAT,
-        (100, 103, 99.5, 102),  # entry 100.2; take-profit 106.212 and stop 97.194 both missed
+        (100, 103, 99.5, 102),  # entry 100.2; take-profit 106.2 (3 x ATR 2) and stop 97.194 both missed
         (102, 107, 101, 106),  # high 107 reaches the take-profit
         (106, 107, 105, 106),  # go again at this close
         (106, 115, 100, 108),  # entry 106.212; this bar reaches the stop and the take-profit
@@ -179,7 +181,7 @@ def test_atr_take_profit_and_the_stop_first_when_a_bar_reaches_both():
     sim = run(bars, strategy, go={0, 3}, atr=atr)
     first, second = trade_list(sim)
     entry1 = buy(100)
-    take = entry1 * (1 + 3 * 2.0 / 100)
+    take = entry1 + 3 * 2.0  # multiple x the signal bar's ATR, in price, from the fill
     assert (first.entry_time, first.exit_time) == (day(bars, 1), day(bars, 2))
     assert first.exit_price == pytest.approx(sell(take), rel=1e-12)
     size1 = long_size(CASH, entry1)

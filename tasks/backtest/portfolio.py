@@ -32,8 +32,10 @@ when the row opens beyond it, and pays slippage (``stop_exit_price="stopmarket"`
 both the stop loss and the take-profit the stop loss is taken (it is checked first: the conservative
 reading of a bar whose path inside is unknown). A trailing stop follows the best price since entry,
 updated after each row's check, so a bar's own high (low for a short) only moves the stop from the next
-row on. ATR stops use the ATR of the signal bar (known when the order is placed) as a fraction of the
-signal bar's close; a trade entered before the ATR is defined has no such stop. When an entry and an
+row on. An ATR stop lies ``multiple x ATR`` of the signal bar (known when the order is placed) in price
+from the fill, as TradingView's ``strategy.exit(loss=, profit=)`` in ticks places it (the Pine export
+relies on it); a trade entered before the ATR is defined has no such stop. A percent stop is that
+fraction of the fill price. When an entry and an
 exit rule hold at the same close, the exit wins (no entry, or the position is closed).
 
 Every metric is computed from the bars, never from vectorbt's rows: the value at each bar's close
@@ -192,7 +194,11 @@ def simulate(
     def stop_rows(level: Stop | None, key: str) -> np.ndarray | float:
         if level is None:
             return np.nan  # one scalar: no (rows x combinations) array of NaN
-        return rows(period(stop_fractions(level, key, panel, params), np.nan), np.nan, np.nan)
+        fraction = period(stop_fractions(level, key, panel, params), np.nan)
+        if isinstance(level, ATRStop):  # a distance in price from the fill: as a fraction of the fill price
+            fill = o[:, None] * (1.0 + (1.0 if risk.direction == "long" else -1.0) * risk.slippage)
+            fraction = fraction * period(panel["close"], np.nan) / fill
+        return rows(fraction, np.nan, np.nan)
 
     entries = period(entry_signal(strategy.entry_rules, panel), False)
     exits = period(exit_signal(strategy.exit_rules, panel), False)

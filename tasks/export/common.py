@@ -1,0 +1,77 @@
+"""What every exporter shares: the diagnostics it must give instead of dropping a feature silently, the
+escaping that keeps contract text out of the code, and a symbol's price tick."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel
+
+from tasks.settings import asset_class
+
+Severity = Literal["approximation", "refused"]
+
+
+class Diagnostic(BaseModel):
+    """A contract feature a target cannot express exactly: what was done instead, or why it refused."""
+
+    target: str
+    field: str  # the contract field, e.g. "risk_model.slippage"
+    severity: Severity
+    message: str
+
+
+class ExportRefused(ValueError):
+    """The target cannot run this strategy at all; the diagnostics say why."""
+
+    def __init__(self, target: str, diagnostics: list[Diagnostic]):
+        self.target, self.diagnostics = target, diagnostics
+        reasons = "; ".join(f"{d.field}: {d.message}" for d in diagnostics if d.severity == "refused")
+        super().__init__(f"{target}: cannot export ({reasons})")
+
+
+class Export(BaseModel):
+    """One target's file and what the exporter had to say about it."""
+
+    target: str
+    filename: str
+    text: str
+    diagnostics: list[Diagnostic]
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """Text from a contract as one line without control characters (a newline could end a comment and
+    start code)."""
+    return _CONTROL.sub(" ", text).strip()[:limit]
+
+
+def string_literal(text: str) -> str:
+    """A double-quoted literal that Pine and C# both read back as ``text`` (one line, escaped)."""
+    escaped = one_line(text).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def identifier(name: str) -> str:
+    """A code identifier from a contract name (``ema_fast.window`` -> ``ema_fast_window``)."""
+    out = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return out if re.match(r"[A-Za-z_]", out) else f"v_{out}"
+
+
+def tick_size(symbol: str) -> float:
+    """The price tick the exports round to: 0.00001 for FX (0.001 for JPY pairs), 0.01 otherwise (the
+    shipped stocks and indices)."""
+    if asset_class(symbol) == "fx":
+        return 0.001 if symbol.upper().endswith("JPY") else 0.00001
+    return 0.01
+
+
+def number(value: float) -> str:
+    """A float literal with no exponent and no trailing noise (deterministic across platforms)."""
+    text = repr(float(value))
+    if "e" in text or "E" in text:
+        text = f"{float(value):.12f}".rstrip("0")
+    return text if "." in text else f"{text}.0"

@@ -1,0 +1,54 @@
+"""Parity of an export with the engine: both run the same contract on the same bars, and their closed
+trades are lined up (``tasks/export/pyne.py``). Slippage is set to 0 on both sides for the comparison:
+Pine counts it in whole ticks, the engine as a fraction of the price, so with it prices could not agree
+to the tick (the export's diagnostics say how its slippage was converted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from strategy_contract.models import Strategy
+from tasks.backtest.metrics import trade_list
+from tasks.backtest.portfolio import simulate
+from tasks.export.common import tick_size
+from tasks.export.pine import export_pine
+from tasks.export.pyne import Parity, compare_trades, run_pine
+from tasks.features import feature_frame
+
+
+def without_slippage(strategy: Strategy) -> Strategy:
+    return strategy.model_copy(
+        update={"risk_model": strategy.risk_model.model_copy(update={"slippage": 0.0})}
+    )
+
+
+def engine_trades(strategy: Strategy, bars: pd.DataFrame) -> pd.DataFrame:
+    """The engine's closed trades of ``strategy`` over all of ``bars``."""
+    sim = simulate(strategy, bars, feature_frame(bars, strategy), 0, len(bars))
+    rows = [
+        {
+            "entry_time": pd.Timestamp(t.entry_time),
+            "exit_time": pd.Timestamp(t.exit_time),
+            "direction": t.direction,
+            "entry_price": t.entry_price,
+            "exit_price": t.exit_price,
+            "size": t.size,
+            "pnl": t.pnl,
+        }
+        for t in trade_list(sim)
+    ]
+    return pd.DataFrame(
+        rows, columns=["entry_time", "exit_time", "direction", "entry_price", "exit_price", "size", "pnl"]
+    )
+
+
+def pine_parity(strategy: Strategy, bars: pd.DataFrame, folder: Path) -> Parity:
+    """Run the engine and the Pine export (through PyneCore) on ``bars`` and compare their trades."""
+    plain = without_slippage(strategy)
+    script = export_pine(plain).text
+    tick = tick_size(strategy.symbol)
+    return compare_trades(
+        engine_trades(plain, bars), run_pine(script, bars, strategy.symbol, tick, folder), tick
+    )

@@ -1,0 +1,151 @@
+"""Proof that a Pine export runs and trades as the engine does, offline: ``pynescript`` parses it,
+``opencode-pine2pyne`` transpiles it to PyneCore Python, and ``pynesys-pynecore`` runs it on our bars
+and writes TradingView's list of trades, which :func:`compare_trades` lines up with the engine's.
+
+The three tools live in their own environment (``.venv-pine``, made by ``scripts/setup.sh`` from
+``requirements-pine.lock``): PyneCore's CLI pins a ``typer`` that the locked set cannot take.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class PineToolError(RuntimeError):
+    """A Pine tool is missing, or refused the script; the message has the tool's own words."""
+
+
+def pine_bin() -> Path:
+    """The folder with the Pine tools: ``$STRATLAB_PINE_VENV/bin``, else ``.venv-pine/bin``."""
+    venv = Path(os.environ.get("STRATLAB_PINE_VENV") or REPO / ".venv-pine")
+    if not (venv / "bin" / "pyne").is_file():
+        raise PineToolError(f"no Pine tools in {venv}: run scripts/setup.sh")
+    return venv / "bin"
+
+
+def _run(args: list[str], what: str, cwd: Path | None = None, stdin: str | None = None) -> str:
+    done = subprocess.run(args, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip()[-1500:]
+        raise PineToolError(f"{what} failed (exit {done.returncode}): {tail}")
+    return done.stdout
+
+
+def parse_pine(text: str) -> None:
+    """Raise PineToolError unless pynescript parses ``text`` as Pine."""
+    code = "import sys\nfrom pynescript.ast import parse\nparse(sys.stdin.read())\n"
+    _run([str(pine_bin() / "python"), "-c", code], "pynescript parse", stdin=text)
+
+
+def run_pine(text: str, bars: pd.DataFrame, symbol: str, tick: float, folder: Path) -> pd.DataFrame:
+    """Transpile and run the script on ``bars``; return its closed trades (one row each: entry and exit
+    time, direction, prices, contracts, profit), as TradingView's list of trades gives them."""
+    tools = pine_bin()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "strategy.pine").write_text(text, encoding="utf-8")
+    _run([str(tools / "pine2pyne"), "strategy.pine", "-o", "strategy.py"], "pine2pyne", cwd=folder)
+    data = bars.reset_index()
+    data.columns = ["time", *data.columns[1:]]
+    data["time"] = data["time"].astype("int64") // 10**9 if data["time"].dtype.kind == "M" else data["time"]
+    csv = folder / f"{symbol}.csv"
+    data[["time", "open", "high", "low", "close", "volume"]].to_csv(csv, index=False)
+    pyne = [str(tools / "pyne"), "-w", str(folder / "workdir")]
+    _run([*pyne, "data", "convert-from", str(csv), "-s", symbol, "-p", "stratlab"], "pyne data", stdin="y\n")
+    _set_symbol(csv.with_suffix(".toml"), tick)
+    trades = folder / "trades.csv"
+    _run(
+        [
+            *pyne,
+            "run",
+            str(folder / "strategy.py"),
+            str(csv.with_suffix(".ohlcv")),
+            "--trade",
+            str(trades),
+            "--no-plot",
+        ],
+        "pyne run",
+        cwd=folder,
+        stdin="y\n",
+    )
+    return _closed_trades(pd.read_csv(trades))
+
+
+def _set_symbol(toml: Path, tick: float) -> None:
+    """The symbol's tick, and fractional contracts as the engine trades them."""
+    lines = []
+    for line in toml.read_text(encoding="utf-8").splitlines():
+        key = line.split("=")[0].strip()
+        if key == "mintick":
+            line = f"mintick = {tick:.10f}"
+        elif key == "pricescale":
+            line = f"pricescale = {round(1 / tick)}"
+        elif key == "mincontract":
+            line = "mincontract = 0.000001"
+        lines.append(line)
+    toml.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _closed_trades(rows: pd.DataFrame) -> pd.DataFrame:
+    price = next(c for c in rows.columns if c.startswith("Price"))
+    profit = next(c for c in rows.columns if c.startswith("Profit") and "%" not in c)
+    out = []
+    for _, group in rows.groupby("Trade #", sort=True):
+        entry = group[group["Type"].str.startswith("Entry")]
+        exit_ = group[group["Type"].str.startswith("Exit")]
+        if entry.empty or exit_.empty or exit_.iloc[0]["Signal"] == "Open":
+            continue  # still open at the end: TradingView lists it with the signal "Open"
+        e, x = entry.iloc[0], exit_.iloc[0]
+        out.append(
+            {
+                "entry_time": pd.Timestamp(e["Date/Time"]),
+                "exit_time": pd.Timestamp(x["Date/Time"]),
+                "direction": "long" if "long" in e["Type"] else "short",
+                "entry_price": float(e[price]),
+                "exit_price": float(x[price]),
+                "size": float(e["Contracts"]),
+                "pnl": float(x[profit]),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+class Parity(BaseModel):
+    """How the target's closed trades line up with the engine's."""
+
+    engine_trades: int
+    target_trades: int
+    identical: int
+    share: float  # identical / max(engine, target)
+    mismatches: list[dict]  # the first few, each with both sides and what differs
+
+
+def compare_trades(engine: pd.DataFrame, target: pd.DataFrame, tick: float, show: int = 10) -> Parity:
+    """Trades are identical when entry and exit bars and direction agree and both prices are within a
+    tick (the target rounds order levels to the tick; the engine does not)."""
+    key = ["entry_time", "exit_time", "direction"]
+    merged = engine.merge(target, on=key, how="outer", suffixes=("_engine", "_target"), indicator=True)
+    same = merged["_merge"] == "both"
+    for side in ("entry_price", "exit_price"):
+        same &= (merged[f"{side}_engine"] - merged[f"{side}_target"]).abs() <= tick * 1.0001
+    bad = merged[~same].sort_values("entry_time").head(show)
+    mismatches = [
+        {k: (str(v) if isinstance(v, pd.Timestamp) else v) for k, v in row.items() if pd.notna(v)}
+        for row in bad.drop(columns="_merge").to_dict("records")
+    ]
+    for item, why in zip(mismatches, bad["_merge"], strict=True):
+        item["only_in"] = {"left_only": "engine", "right_only": "target"}.get(why)
+    total = max(len(engine), len(target), 1)
+    return Parity(
+        engine_trades=len(engine),
+        target_trades=len(target),
+        identical=int(same.sum()),
+        share=round(float(same.sum()) / total, 6),
+        mismatches=mismatches,
+    )
