@@ -167,3 +167,30 @@ def test_pynecore_trades_the_export_as_the_engine_does(name, symbol, timeframe, 
     parity = pine_parity(strategy, load_bars(symbol, timeframe), tmp_path)
     assert parity.engine_trades >= 10, parity  # enough trades to say something
     assert parity.share >= 0.99, parity.mismatches
+
+
+def test_the_export_command_writes_the_script_and_export_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    def stratlab(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "stratlab", "export", *args], cwd=REPO, capture_output=True, text=True
+        )
+
+    done = stratlab("ema_cross_atr", "--out", str(tmp_path), "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary == json.loads((tmp_path / "export.json").read_text())
+    assert summary["targets"]["pine"]["file"] == "ema_cross_atr.pine"
+    assert (tmp_path / "ema_cross_atr.pine").read_text().startswith("//@version=6")
+    assert len(summary["provenance"]["data_sha256"]) == 64
+
+    refused = stratlab("../../etc/passwd", "--out", str(tmp_path / "x"))
+    assert refused.returncode != 0 and "strategy_id" in refused.stderr + refused.stdout
+    unknown = stratlab("ema_cross_atr", "--target", "mt5", "--out", str(tmp_path / "y"))
+    assert unknown.returncode != 0 and "--target: mt5 not built yet" in unknown.stderr + unknown.stdout
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -1,0 +1,64 @@
+"""Write a contract's exports and their ``export.json`` (diagnostics, parity) into a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from strategy_contract import Strategy, load_strategy, validate_strategy_id
+from strategy_contract.io import atomic_write_json, atomic_write_text
+from tasks.data import frame_sha256, load_bars
+from tasks.export.common import Export, ExportRefused
+from tasks.export.pine import contract_hash, export_pine
+from tasks.provenance import provenance
+from tasks.storage import strategy_file
+
+TARGETS = ("pine",)
+
+
+def resolve_contract(name_or_file: str) -> Strategy:
+    """A contract from a ``.yaml`` file, or from the strategies folder by strategy_id (validated before it
+    becomes a path)."""
+    path = Path(name_or_file)
+    if path.suffix in (".yaml", ".yml"):
+        return load_strategy(path)
+    validate_strategy_id(name_or_file)
+    found = strategy_file(name_or_file)
+    if not found.is_file():
+        raise FileNotFoundError(f"no strategy '{name_or_file}' in {found.parent}")
+    return load_strategy(found)
+
+
+def export_all(strategy: Strategy, targets: list[str], out: Path, parity: bool = False) -> dict:
+    """Each target's file in ``out`` and a summary (also ``out/export.json``). A refused target writes no
+    file and says why; ``parity`` runs each export against the engine on the contract's market."""
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        raise ValueError(f"--target: {', '.join(unknown)} not built yet (built: {', '.join(TARGETS)})")
+    bars = load_bars(strategy.symbol, strategy.timeframe)
+    summary: dict = {
+        "strategy_id": strategy.strategy_id,
+        "contract_sha256": contract_hash(strategy),
+        "provenance": provenance(
+            0, frame_sha256(bars), f"{strategy.symbol} {strategy.timeframe} market data"
+        ),
+        "targets": {},
+    }
+    for target in targets:
+        try:
+            exported: Export = export_pine(strategy, reference_price=float(bars["close"].iloc[-1]))
+        except ExportRefused as exc:
+            summary["targets"][target] = {
+                "file": None,
+                "refused": str(exc),
+                "diagnostics": [d.model_dump() for d in exc.diagnostics],
+            }
+            continue
+        atomic_write_text(out / exported.filename, exported.text)
+        entry = {"file": exported.filename, "diagnostics": [d.model_dump() for d in exported.diagnostics]}
+        if parity:
+            from tasks.export.parity import pine_parity
+
+            entry["parity"] = pine_parity(strategy, bars, out / ".parity" / target).model_dump()
+        summary["targets"][target] = entry
+    atomic_write_json(out / "export.json", summary)
+    return summary
