@@ -216,11 +216,14 @@ CRASH_AUTOMATION = "stratlab: mark silent cycles Crashed"
 # process for hours): neither is a crash. See deployments/suspension.py for why the state events alone
 # are not enough for a suspension.
 QUIET_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed", "Suspended", "Paused")
+# Missed heartbeats before a run counts as lost. Five, not three: a heartbeat is sent by a thread that a
+# long GIL-holding computation (a numba kernel on a loaded machine) can delay past one period.
+MISSED_HEARTBEATS = 5
 
 
 def ensure_crash_detection() -> None:
     """A run whose process was killed (worker SIGKILLed, machine lost) sends no more heartbeats and no
-    final state; this automation marks it Crashed after three missed heartbeats. Idempotent; an older
+    final state; this automation marks it Crashed after ``MISSED_HEARTBEATS`` missed heartbeats. Idempotent; an older
     definition (one that would crash a suspended campaign) is replaced."""
     from datetime import timedelta
 
@@ -234,7 +237,8 @@ def ensure_crash_detection() -> None:
     expect = {"prefect.flow-run.heartbeat", SUSPENDED_EVENT, *(f"prefect.flow-run.{s}" for s in QUIET_EVENTS)}
     with get_client(sync_client=True) as client:
         existing = client.read_automations_by_name(CRASH_AUTOMATION)
-        if existing and all(set(a.trigger.expect) == expect for a in existing):
+        window = timedelta(seconds=MISSED_HEARTBEATS * heartbeat_seconds())
+        if existing and all(set(a.trigger.expect) == expect and a.trigger.within == window for a in existing):
             return
         for automation in existing:
             client.delete_automation(automation.id)
@@ -250,7 +254,7 @@ def ensure_crash_detection() -> None:
                     for_each={"prefect.resource.id"},
                     posture=Posture.Proactive,
                     threshold=1,
-                    within=timedelta(seconds=3 * heartbeat_seconds()),
+                    within=window,
                 ),
                 actions=[
                     ChangeFlowRunState(

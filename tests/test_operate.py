@@ -356,7 +356,8 @@ def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_
     assert {"prompt", "markets", "folds", "holdout_fraction", "weights", "stop"} <= set(fields)
     started, folder = start_campaign(stack, trials=300, iterations=3)
     wait_for(lambda: (folder / "iterations/iter_1.json").is_file(), "iteration 1")
-    assert stack.json("campaign", "pause", started["campaign_id"])["paused"]
+    paused = stack.json("campaign", "pause", started["campaign_id"])
+    assert paused["paused"], (paused, stack.json("campaign", "status", started["campaign_id"]))
     wait_for(
         lambda: stack.json("campaign", "status", started["campaign_id"])["run"]["state"] == "Suspended",
         "suspended",
@@ -367,8 +368,10 @@ def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_
     record = json.loads((folder / "campaign.json").read_text())
     assert record["state"] == "paused" and record["transitions"][-1]["reason"] == "suspended"
     before = files_of(folder)
-    # a suspended run sends no heartbeat: three missed ones must not mark it Crashed
-    time.sleep(3 * 30 + 15)
+    # a suspended run sends no heartbeat: the missed ones must not mark it Crashed
+    from deployments.stack import MISSED_HEARTBEATS
+
+    time.sleep(MISSED_HEARTBEATS * 30 + 15)
     assert stack.json("campaign", "status", started["campaign_id"])["run"]["state"] == "Suspended"
 
     assert stack.json("campaign", "resume", started["campaign_id"])["resumed"]
