@@ -3,8 +3,8 @@
 The crash detection that `stratlab up` installs marks a run Crashed when its heartbeats stop without an
 end. A suspended run (a paused campaign) also stops them, and Prefect's heartbeat thread can send one
 more after the Suspended event, while the flow runs on to its next task boundary: that heartbeat would
-get the paused run marked Crashed a few heartbeat periods later. So the flow's process, when it is suspended, starts this
-module detached: once the process is gone (a heartbeat period and a margin later) it emits
+get the paused run marked Crashed a few heartbeat periods later. So the flow's process, when it is
+suspended, starts this module detached: once the process is gone (a heartbeat period and a margin later) it emits
 ``stratlab.flow-run.suspended`` for the run, if the run is still suspended, and the crash detection
 counts that event as an end.
 
