@@ -79,16 +79,11 @@ def run_pine(text: str, bars: pd.DataFrame, symbol: str, tick: float, folder: Pa
 
 def _set_symbol(toml: Path, tick: float) -> None:
     """The symbol's tick, and fractional contracts as the engine trades them."""
+    values = {"mintick": f"{tick:.10f}", "pricescale": str(round(1 / tick)), "mincontract": "0.000001"}
     lines = []
     for line in toml.read_text(encoding="utf-8").splitlines():
         key = line.split("=")[0].strip()
-        if key == "mintick":
-            line = f"mintick = {tick:.10f}"
-        elif key == "pricescale":
-            line = f"pricescale = {round(1 / tick)}"
-        elif key == "mincontract":
-            line = "mincontract = 0.000001"
-        lines.append(line)
+        lines.append(f"{key} = {values[key]}" if key in values else line)
     toml.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
