@@ -327,6 +327,19 @@ def iteration_started(folder: Path, n: int) -> bool:
     return any(t["reason"] == "iteration_started" and t["iteration"] == n for t in record["transitions"])
 
 
+def market_task_states(stack: Stack, run_id: str) -> list[str]:
+    """The states of the run's `campaign-market` tasks (an iteration's computation, one per market)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with stack.client() as c:
+        tasks = c.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(run_id)])))
+    return [t.state.name for t in tasks if t.name.startswith("campaign-market") and t.state]
+
+
+def market_task_running(stack: Stack, run_id: str) -> bool:
+    return "Running" in market_task_states(stack, run_id)
+
+
 def files_of(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
@@ -354,8 +367,14 @@ def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_
         form = c.read_deployment_by_name("campaign/campaign").parameter_openapi_schema
     fields = form["definitions"]["CampaignRequest"]["properties"]
     assert {"prompt", "markets", "folds", "holdout_fraction", "weights", "stop"} <= set(fields)
-    started, folder = start_campaign(stack, trials=300, iterations=3)
-    wait_for(lambda: (folder / "iterations/iter_1.json").is_file(), "iteration 1")
+    started, folder = start_campaign(stack, trials=600, iterations=3)
+    # Suspend while iteration 2 computes: the suspension takes effect when its task returns, so
+    # iteration 1 is finished on disk and iteration 2 is redone after the resume.
+    wait_for(
+        lambda: iteration_started(folder, 2) and market_task_running(stack, started["run_id"]),
+        "iteration 2 computing",
+        400,
+    )
     paused = stack.json("campaign", "pause", started["campaign_id"])
     assert paused["paused"], (paused, stack.json("campaign", "status", started["campaign_id"]))
     wait_for(
@@ -367,6 +386,7 @@ def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_
     assert not flow_processes(stack)
     record = json.loads((folder / "campaign.json").read_text())
     assert record["state"] == "paused" and record["transitions"][-1]["reason"] == "suspended"
+    assert len(record["iterations"]) == 1  # iteration 1 finished; iteration 2 stopped at its task's end
     before = files_of(folder)
     # a suspended run sends no heartbeat: the missed ones must not mark it Crashed
     from deployments.stack import MISSED_HEARTBEATS
@@ -438,14 +458,20 @@ def test_a_suspension_that_expired_is_failed_and_resume_still_continues(stack):
     from prefect.flow_runs import suspend_flow_run
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    started, folder = start_campaign(stack, trials=300, iterations=3)
-    wait_for(lambda: (folder / "iterations/iter_1.json").is_file(), "iteration 1")
+    started, folder = start_campaign(stack, trials=600, iterations=3)
+    # Suspend while iteration 2 computes: the suspension takes effect when its task returns, so
+    # iteration 1 is finished on disk and iteration 2 is redone after the resume.
+    wait_for(
+        lambda: iteration_started(folder, 2) and market_task_running(stack, started["run_id"]),
+        "iteration 2 computing",
+        400,
+    )
     with temporary_settings(updates={PREFECT_API_URL: stack.api}):  # as the UI's Pause does: a timeout
         suspend_flow_run(flow_run_id=UUID(started["run_id"]), timeout=5)
     failed = stack.wait_final(started["run_id"], timeout=240, settled_as="Failed")
     assert failed.state.name == "Failed"  # Prefect's own verdict on an expired suspension
     record = json.loads((folder / "campaign.json").read_text())
-    assert record["state"] == "paused", record["state"]
+    assert record["state"] == "paused" and len(record["iterations"]) == 1, record["state"]
     before = files_of(folder)
 
     assert stack.json("campaign", "resume", started["campaign_id"])["resumed"]
