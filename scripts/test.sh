@@ -13,6 +13,15 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
       >/dev/null 2>&1 || echo "test: could not install chromium; the UI test will be skipped" >&2
   fi
 fi
+# The C# export tests compile with Debian's mono-mcs and run the cBots under mono (skipped, with the reason,
+# where they cannot be installed).
+if ! command -v mcs >/dev/null || ! command -v mono >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test: installing mono-mcs and mono-runtime (Debian) for the C# export tests" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mono-mcs mono-runtime) \
+      >/dev/null 2>&1 || echo "test: could not install mono-mcs; the C# export tests will be skipped" >&2
+  fi
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest "$@"

@@ -8,11 +8,12 @@ from strategy_contract import Strategy, load_strategy, validate_strategy_id
 from strategy_contract.io import atomic_write_json, atomic_write_text
 from tasks.data import frame_sha256, load_bars
 from tasks.export.common import Export, ExportRefused
+from tasks.export.ctrader import export_ctrader
 from tasks.export.pine import contract_hash, export_pine
 from tasks.provenance import provenance
 from tasks.storage import strategy_file
 
-TARGETS = ("pine",)
+TARGETS = ("pine", "ctrader")
 
 
 def resolve_contract(name_or_file: str) -> Strategy:
@@ -28,12 +29,38 @@ def resolve_contract(name_or_file: str) -> Strategy:
     return load_strategy(found)
 
 
-def export_all(strategy: Strategy, targets: list[str], out: Path, parity: bool = False) -> dict:
+def load_model(strategy: Strategy, model_file: Path | None):
+    """The trained model of a neuro-fuzzy strategy, inlined for the exports (None for a rule strategy)."""
+    if model_file is None or not strategy.has_model:
+        return None
+    from tasks.export.model import inline_model
+
+    path = Path(model_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"--model: no checkpoint at {path}")
+    try:
+        return inline_model(strategy, path.read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"--model {path}: {exc}") from None
+
+
+def export_one(target: str, strategy: Strategy, reference_price: float, model) -> Export:
+    if target == "pine":
+        extra = {"model": model} if model is not None else {}  # TODO(neural): always pass once Pine takes it
+        return export_pine(strategy, reference_price=reference_price, **extra)
+    return export_ctrader(strategy, model=model)
+
+
+def export_all(
+    strategy: Strategy, targets: list[str], out: Path, parity: bool = False, model_file: Path | None = None
+) -> dict:
     """Each target's file in ``out`` and a summary (also ``out/export.json``). A refused target writes no
-    file and says why; ``parity`` runs each export against the engine on the contract's market."""
+    file and says why; ``parity`` runs each export against the engine on the contract's market;
+    ``model_file`` is the trained checkpoint a neuro-fuzzy strategy needs."""
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise ValueError(f"--target: {', '.join(unknown)} not built yet (built: {', '.join(TARGETS)})")
+    model = load_model(strategy, model_file)
     bars = load_bars(strategy.symbol, strategy.timeframe)
     summary: dict = {
         "strategy_id": strategy.strategy_id,
@@ -45,7 +72,7 @@ def export_all(strategy: Strategy, targets: list[str], out: Path, parity: bool =
     }
     for target in targets:
         try:
-            exported: Export = export_pine(strategy, reference_price=float(bars["close"].iloc[-1]))
+            exported = export_one(target, strategy, float(bars["close"].iloc[-1]), model)
         except ExportRefused as exc:
             summary["targets"][target] = {
                 "file": None,
@@ -56,9 +83,10 @@ def export_all(strategy: Strategy, targets: list[str], out: Path, parity: bool =
         atomic_write_text(out / exported.filename, exported.text)
         entry = {"file": exported.filename, "diagnostics": [d.model_dump() for d in exported.diagnostics]}
         if parity:
-            from tasks.export.parity import pine_parity
+            from tasks.export.parity import ctrader_parity, pine_parity
 
-            entry["parity"] = pine_parity(strategy, bars, out / ".parity" / target).model_dump()
+            check = pine_parity if target == "pine" else ctrader_parity
+            entry["parity"] = check(strategy, bars, out / ".parity" / target).model_dump()
         summary["targets"][target] = entry
     atomic_write_json(out / "export.json", summary)
     return summary

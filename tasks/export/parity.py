@@ -52,3 +52,17 @@ def pine_parity(strategy: Strategy, bars: pd.DataFrame, folder: Path) -> Parity:
     return compare_trades(
         engine_trades(plain, bars), run_pine(script, bars, strategy.symbol, tick, folder), tick
     )
+
+
+def ctrader_parity(strategy: Strategy, bars: pd.DataFrame, folder: Path) -> Parity:
+    """Run the engine and the C# export (compiled by mcs, played by the stand-in's runner under mono) on
+    ``bars`` and compare their trades."""
+    from tasks.export.ctrader import export_ctrader
+    from tasks.export.mono import run_csharp
+
+    plain = without_slippage(strategy)
+    tick = tick_size(strategy.symbol)
+    trades = run_csharp(
+        export_ctrader(plain).text, bars, strategy.symbol, tick, plain.risk_model.init_cash, folder
+    )
+    return compare_trades(engine_trades(plain, bars), trades, tick)

@@ -1,0 +1,450 @@
+"""A contract as a cTrader Automate cBot (C# 7, one file) that trades as the engine does.
+
+How the engine's semantics map to cTrader (each difference that remains is a diagnostic, never silent):
+
+- ``OnBarClosed`` runs when a new bar opens, for the bar that just closed (``Bars.Last(1)``): the rules
+  are read at that close and the market order fills at the current price, the new bar's open.
+- The optimisation space becomes ``[Parameter]`` properties with the contract's value, bounds and step,
+  so cTrader's optimizer can vary them.
+- Indicators: cTrader's ``SimpleMovingAverage`` where its definition is Pine's; the others are carried in
+  the file with TradingView's definitions (``tasks/export/csharp_indicators.py`` says why).
+- Stops: ``ExecuteMarketOrder`` with the stop-loss and take-profit in pips from the fill (an ATR stop is
+  ``multiple x ATR`` of the signal bar, as in the engine); a percent stop is set from the fill price
+  right after the fill (``ModifyStopLossPrice``); a trailing stop is cTrader's ``hasTrailingStop``.
+- The label (the strategy_id) tells this cBot's position from others on the account.
+- Costs: commission and slippage are the broker's in cTrader, not the cBot's; diagnostics give the
+  contract's values to enter in the backtester.
+- Neuro-fuzzy strategies: the memberships and the MLP (weights inlined as arrays) run in the file.
+"""
+
+from __future__ import annotations
+
+import re
+
+from strategy_contract.catalog import CATALOG
+from strategy_contract.models import AllOf, ATRStop, Condition, PercentStop, Rule, Strategy
+from tasks.export.common import (
+    Diagnostic,
+    Export,
+    ExportRefused,
+    identifier,
+    number,
+    one_line,
+    string_literal,
+)
+from tasks.export.csharp_indicators import CLASSES, NEEDS
+from tasks.export.pine import contract_hash
+
+TARGET = "ctrader"
+PRICE = ("open", "high", "low", "close", "volume")
+INDENT = "        "
+
+
+def export_ctrader(strategy: Strategy, model=None) -> Export:
+    """The cBot of ``strategy``. ``model`` (an ``InlinedModel``) is required for a neuro-fuzzy strategy."""
+    writer = _CSharpWriter(strategy, model)
+    text = writer.source()
+    return Export(
+        target=TARGET, filename=f"{strategy.strategy_id}.cs", text=text, diagnostics=writer.diagnostics
+    )
+
+
+def class_name(strategy_id: str) -> str:
+    """``ema_cross_atr`` -> ``EmaCrossAtr`` (a strategy_id is a validated slug)."""
+    name = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", strategy_id) if part)
+    return name if re.match(r"[A-Za-z_]", name) else f"Strategy{name}"
+
+
+def pascal(key: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", key) if part)
+
+
+class _CSharpWriter:
+    def __init__(self, strategy: Strategy, model):
+        self.s = strategy
+        self.model = model
+        self.diagnostics: list[Diagnostic] = []
+        self.fields: list[str] = []  # reference values at the closed bar (and the one before, for crosses)
+        self.refuse_unsupported()
+
+    def note(self, field: str, message: str, severity: str = "approximation") -> None:
+        self.diagnostics.append(Diagnostic(target=TARGET, field=field, severity=severity, message=message))
+
+    def refuse(self, field: str, message: str) -> None:
+        self.note(field, message, "refused")
+        raise ExportRefused(TARGET, self.diagnostics)
+
+    def refuse_unsupported(self) -> None:
+        if self.s.has_model and self.model is None:
+            self.refuse(
+                "model", "a neuro-fuzzy strategy needs its trained model (a checkpoint: --model FILE)"
+            )
+
+    # --- the file ----------------------------------------------------------------------------------
+
+    def source(self) -> str:
+        members = [
+            *self.parameters(),
+            "",
+            f"private const string StrategyLabel = {string_literal(self.s.strategy_id)};",
+            f"private const double PositionSize = {number(self.s.risk_model.position_size)};  "
+            "// fraction of equity per trade",
+            "",
+            *self.indicator_fields(),
+            "private int _next;  // the first bar not read yet",
+            "",
+            *self.on_start(),
+            "",
+            *self.on_bar_closed(),
+            "",
+            *self.read_bar(),
+            "",
+            *self.enter(),
+            *self.model_code(),
+            *self.helper_classes(),
+        ]
+        body = [f"{INDENT}{line}" if line else "" for line in members]
+        head = [
+            f"// Strategy Lab export of {one_line(self.s.strategy_id)} v{self.s.version} "
+            f"({one_line(self.s.symbol)} {one_line(self.s.timeframe)} bars)",
+            f"// Thesis: {one_line(self.s.thesis, 600)}",
+            f"// Contract sha256: {contract_hash(self.s)}",
+            "// Generated code: edit the contract and export again rather than this file.",
+            "using System;",
+            "using System.Collections.Generic;",
+            "using cAlgo.API;",
+            "using cAlgo.API.Indicators;",
+            "using cAlgo.API.Internals;",
+            "",
+            "namespace cAlgo.Robots",
+            "{",
+            "    [Robot(AccessRights = AccessRights.None, TimeZone = TimeZones.UTC)]",
+            f"    public class {class_name(self.s.strategy_id)} : Robot",
+            "    {",
+        ]
+        self.cost_notes()
+        return "\n".join([*head, *body, "    }", "}"]) + "\n"
+
+    def cost_notes(self) -> None:
+        risk = self.s.risk_model
+        if risk.fees > 0:
+            self.note(
+                "risk_model.fees",
+                f"cTrader charges the broker's commission, which a cBot cannot set; to backtest as the engine "
+                f"does, set the commission to {number(risk.fees * 1e6)} per million traded, per side",
+            )
+        if risk.slippage > 0:
+            self.note(
+                "risk_model.slippage",
+                f"the cBot sends market orders at the current price; the engine's slippage of {risk.slippage:g} "
+                "of the price per fill is not applied (cTrader's backtester fills at the recorded price)",
+            )
+
+    # --- parameters ----------------------------------------------------------------------------------
+
+    def param_name(self, key: str) -> str:
+        return pascal(key)
+
+    def parameters(self) -> list[str]:
+        names = [self.param_name(k) for k in self.s.optimization_space]
+        if len(set(names)) != len(names):
+            self.refuse("optimization_space", "two parameters map to the same C# name")
+        out = ["// Parameters (the contract's optimisation space)"]
+        for key, opt in sorted(self.s.optimization_space.items()):
+            whole = self.s.param_is_whole(key)
+            kind = "int" if whole else "double"
+            fmt = (lambda v: str(int(v))) if whole else number
+            name = self.param_name(key)
+            if not opt.enabled:
+                out.append(f"private const {kind} {name} = {fmt(opt.value)};  // fixed: {one_line(key)}")
+                continue
+            out += [
+                f"[Parameter({string_literal(key)}, DefaultValue = {fmt(opt.value)}, MinValue = {fmt(opt.min)}, "
+                f"MaxValue = {fmt(opt.max)}, Step = {fmt(opt.step)})]",
+                f"public {kind} {name} {{ get; set; }}",
+            ]
+        return out
+
+    def param(self, indicator_id: str, name: str) -> str:
+        key = f"{indicator_id}.{name}"
+        if key in self.s.optimization_space:
+            return self.param_name(key)
+        ind = self.s.indicator(indicator_id)
+        value = ind.params.get(name, CATALOG[ind.type].params[name].default)
+        return str(int(value)) if CATALOG[ind.type].params[name].type is int else number(value)
+
+    # --- indicators ----------------------------------------------------------------------------------
+
+    def var(self, indicator_id: str) -> str:
+        """The indicator's field: ``ema_fast`` -> ``_emaFast``."""
+        name = pascal(identifier(indicator_id))
+        return f"_{name[:1].lower()}{name[1:]}"
+
+    def indicator_fields(self) -> list[str]:
+        out = []
+        for ind in self.s.indicators:
+            kind = {
+                "sma": "SimpleMovingAverage",
+                "ema": "Ewm",
+                "rsi": "Rsi",
+                "atr": "Atr",
+                "macd": "Macd",
+                "bbands": "Bands",
+                "roc": "Roc",
+                "stoch": "Stoch",
+            }.get(ind.type)
+            if kind is None:
+                self.refuse(f"indicators.{ind.id}", f"no C# form for '{ind.type}'")
+            out.append(f"private {kind} {self.var(ind.id)};  // {one_line(ind.type)}")
+        refs = self.value_names()
+        if refs:
+            out.append(f"private double {', '.join(f'{v} = double.NaN' for v in refs)};")
+        return out
+
+    def on_start(self) -> list[str]:
+        out = ["protected override void OnStart()", "{"]
+        for ind in self.s.indicators:
+            v = self.var(ind.id)
+            p = lambda name, ind=ind: self.param(ind.id, name)  # noqa: E731
+            make = {
+                "sma": f"Indicators.SimpleMovingAverage(Bars.ClosePrices, {p('window') if ind.type == 'sma' else ''})",
+                "ema": f"Ewm.Ema({p('window') if ind.type == 'ema' else ''})",
+            }
+            match ind.type:
+                case "sma" | "ema":
+                    out.append(f"    {v} = {make[ind.type]};")
+                case "rsi" | "atr" | "roc":
+                    out.append(f"    {v} = new {ind.type.capitalize()}({p('window')});")
+                case "macd":
+                    out.append(f"    {v} = new Macd({p('fast')}, {p('slow')}, {p('signal')});")
+                case "bbands":
+                    out.append(f"    {v} = new Bands({p('window')}, {p('alpha')});")
+                case "stoch":
+                    out.append(f"    {v} = new Stoch({p('k_window')}, {p('d_window')});")
+        return [*out, "}"]
+
+    # --- values the rules read -------------------------------------------------------------------
+
+    def refs_in(self, rules: list[Rule]) -> list[tuple[str, bool]]:
+        """(reference, used in a cross) for every reference the rules read, in order."""
+        found: list[tuple[str, bool]] = []
+
+        def walk(rule: Rule) -> None:
+            if isinstance(rule, Condition):
+                cross = rule.op in ("crosses_above", "crosses_below")
+                for side in (rule.left, rule.right):
+                    if isinstance(side, str):
+                        found.append((side, cross))
+            else:
+                for sub in rule.all if isinstance(rule, AllOf) else rule.any:
+                    walk(sub)
+
+        for rule in rules:
+            walk(rule)
+        return found
+
+    def stop_refs(self) -> list[str]:
+        risk = self.s.risk_model
+        return [stop.indicator for stop in (risk.stop_loss, risk.take_profit) if isinstance(stop, ATRStop)]
+
+    def references(self) -> dict[str, bool]:
+        """Every reference the cBot reads at the closed bar -> whether the bar before is needed too."""
+        out: dict[str, bool] = {}
+        for ref, cross in [
+            *self.refs_in(self.s.entry_rules),
+            *self.refs_in(self.s.exit_rules),
+            *[(r, False) for r in self.stop_refs()],
+        ]:
+            out[ref] = out.get(ref, False) or cross
+        return out
+
+    def value_name(self, ref: str, previous: bool = False) -> str:
+        base = "v" + pascal(ref.replace(".", "_"))
+        return f"{base}Prev" if previous else base
+
+    def value_names(self) -> list[str]:
+        out = []
+        for ref, cross in self.references().items():
+            out.append(self.value_name(ref))
+            if cross:
+                out.append(self.value_name(ref, previous=True))
+        return out
+
+    def source_of(self, ref: str) -> str:
+        """The C# expression of a reference at bar i (after the indicators have read bar i)."""
+        if ref in PRICE:
+            return {"volume": "Bars.TickVolumes[i]"}.get(ref, f"Bars.{ref.capitalize()}Prices[i]")
+        if ref.startswith("fuzzy."):
+            return self.fuzzy_expression(ref)
+        if ref.startswith("model."):
+            return self.model_expression(ref)
+        head, _, output = ref.partition(".")
+        ind = self.s.indicator(head)
+        if ind is None:
+            self.refuse(ref, "unknown reference")
+        output = output or CATALOG[ind.type].outputs[0]
+        v = self.var(ind.id)
+        match ind.type:
+            case "sma":
+                return f"{v}.Result[i]"
+            case "ema" | "rsi" | "atr" | "roc":
+                return f"{v}.Value"
+            case "macd":
+                return f"{v}.{ {'macd': 'Line', 'signal': 'Signal', 'hist': 'Hist'}[output] }"
+            case "bbands":
+                return f"{v}.{pascal(output)}"
+            case "stoch":
+                return f"{v}.{output.upper()}"
+        self.refuse(ref, "unknown reference")
+        return ""
+
+    def read_bar(self) -> list[str]:
+        """Feed closed bar i to every indicator, then keep the values the rules and stops read."""
+        out = [
+            "/// Read closed bar i: indicators first, then the values the rules and stops use.",
+            "private void Read(int i)",
+            "{",
+            "    double high = Bars.HighPrices[i], low = Bars.LowPrices[i], close = Bars.ClosePrices[i];",
+        ]
+        for ind in self.s.indicators:
+            v = self.var(ind.id)
+            match ind.type:
+                case "ema" | "rsi" | "roc" | "macd" | "bbands":
+                    out.append(f"    {v}.Next(close);")
+                case "atr" | "stoch":
+                    out.append(f"    {v}.Next(high, low, close);")
+        out += self.model_read()
+        for ref, cross in self.references().items():
+            if cross:
+                out.append(f"    {self.value_name(ref, True)} = {self.value_name(ref)};")
+            out.append(f"    {self.value_name(ref)} = {self.source_of(ref)};")
+        return [*out, "}"]
+
+    # --- rules -----------------------------------------------------------------------------------------
+
+    def operand(self, side: str | float, previous: bool = False) -> str:
+        if isinstance(side, int | float):
+            return number(side)
+        return self.value_name(side, previous)
+
+    def rule(self, rule: Rule) -> str:
+        if isinstance(rule, Condition):
+            left, right = self.operand(rule.left), self.operand(rule.right)
+            if rule.op in ("crosses_above", "crosses_below"):
+                # the engine's cross: one side of the line at the bar before, the other side now, both defined
+                lp, rp = self.operand(rule.left, True), self.operand(rule.right, True)
+                above, before = f"{left} > {right}", f"{lp} > {rp}"
+                if rule.op == "crosses_above":
+                    return f"({above} && !({before}) && !double.IsNaN({lp}) && !double.IsNaN({rp}))"
+                return f"(!({above}) && {before} && !double.IsNaN({left}) && !double.IsNaN({right}))"
+            return f"{left} {rule.op} {right}"
+        parts = [self.rule(r) for r in (rule.all if isinstance(rule, AllOf) else rule.any)]
+        joiner = " && " if isinstance(rule, AllOf) else " || "
+        return f"({joiner.join(parts)})"
+
+    def rules(self, rules: list[Rule], joiner: str) -> str:
+        if not rules:
+            return "false"
+        return joiner.join(self.rule(r) for r in rules)
+
+    def on_bar_closed(self) -> list[str]:
+        return [
+            "protected override void OnBarClosed()",
+            "{",
+            "    int closed = Bars.Count - 2;  // Bars.Last(1): the bar that just closed",
+            "    for (; _next <= closed; _next++)",
+            "        Read(_next);",
+            "    if (closed < 0)",
+            "        return;",
+            "    // The rules at the close; orders fill now, at the new bar's open",
+            f"    bool entrySignal = {self.rules(self.s.entry_rules, ' && ')};",
+            f"    bool exitSignal = {self.rules(self.s.exit_rules, ' || ')};",
+            "    var position = Positions.Find(StrategyLabel, SymbolName);",
+            "    if (exitSignal && position != null)",
+            "        ClosePosition(position);",
+            "    if (entrySignal && !exitSignal && position == null)",
+            "        Enter();",
+            "}",
+        ]
+
+    # --- orders ------------------------------------------------------------------------------------------
+
+    def stop_size(self, stop, key: str) -> str:
+        size = "value" if isinstance(stop, PercentStop) else "multiple"
+        tuned = f"{key}.{size}"
+        return self.param_name(tuned) if tuned in self.s.optimization_space else number(getattr(stop, size))
+
+    def enter(self) -> list[str]:
+        risk = self.s.risk_model
+        buy = risk.direction == "long"
+        trade = "TradeType.Buy" if buy else "TradeType.Sell"
+        price = "Symbol.Ask" if buy else "Symbol.Bid"
+        out = [
+            "/// A market order for PositionSize of the equity, with the contract's stops.",
+            "private void Enter()",
+            "{",
+            f"    double price = {price};",
+            "    double units = Account.Equity * PositionSize / price;",
+            "    double volume = Symbol.NormalizeVolumeInUnits(units, RoundingMode.Down);",
+            "    double? stopPips = null, takePips = null;",
+        ]
+        after: list[str] = []
+        sign = "-" if buy else "+"
+        for stop, key, pips, modify in (
+            (risk.stop_loss, "risk_model.stop_loss", "stopPips", "ModifyStopLossPrice"),
+            (risk.take_profit, "risk_model.take_profit", "takePips", "ModifyTakeProfitPrice"),
+        ):
+            if stop is None:
+                continue
+            size = self.stop_size(stop, key)
+            if isinstance(stop, ATRStop):
+                atr = self.value_name(stop.indicator)
+                out += [
+                    f"    if (!double.IsNaN({atr}))  // {size} x ATR of the signal bar, in pips from the fill",
+                    f"        {pips} = {size} * {atr} / Symbol.PipSize;",
+                ]
+            else:  # a fraction of the fill price, set once the fill price is known
+                level_sign = sign if pips == "stopPips" else ("+" if buy else "-")
+                after.append(
+                    f"    result.Position.{modify}(result.Position.EntryPrice * (1 {level_sign} {size}));"
+                )
+                if pips == "stopPips":
+                    out.append(
+                        f"    {pips} = {size} * price / Symbol.PipSize;  // replaced from the fill below"
+                    )
+        trailing = "true" if risk.trailing_stop and risk.stop_loss is not None else "false"
+        call = f'{trade}, SymbolName, volume, StrategyLabel, stopPips, takePips, "entry rule", {trailing}'
+        out.append(f"    {'var result = ' if after else ''}ExecuteMarketOrder({call});")
+        if after:
+            out += ["    if (result.IsSuccessful)", "    {", *[f"    {a}" for a in after], "    }"]
+        return [*out, "}"]
+
+    # --- neuro-fuzzy ------------------------------------------------------------------------------------
+
+    def fuzzy_expression(self, ref: str) -> str:
+        self.refuse(ref, "fuzzy memberships are not exported to C# yet")
+        return ""
+
+    def model_expression(self, ref: str) -> str:
+        self.refuse(ref, "model outputs are not exported to C# yet")
+        return ""
+
+    def model_read(self) -> list[str]:
+        return []
+
+    def model_code(self) -> list[str]:
+        return []
+
+    # --- helper classes ------------------------------------------------------------------------------
+
+    def helper_classes(self) -> list[str]:
+        needed: list[str] = []
+        for ind in self.s.indicators:
+            for name in NEEDS.get(ind.type, ()):
+                if name not in needed:
+                    needed.append(name)
+        out: list[str] = []
+        for name in sorted(needed, key=list(CLASSES).index):
+            lines = CLASSES[name].strip("\n").splitlines()
+            out += ["", *[line.removeprefix(INDENT) for line in lines]]
+        return out
