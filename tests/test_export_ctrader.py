@@ -108,3 +108,44 @@ def test_the_cbot_trades_as_the_engine_does(name, symbol, timeframe, tmp_path):
     parity = ctrader_parity(strategy, load_bars(symbol, timeframe), tmp_path)
     assert parity.engine_trades >= 10, parity  # enough trades to say something
     assert parity.share >= 0.99, parity.mismatches
+
+
+PEEKING_BOT = """
+using cAlgo.API;
+namespace cAlgo.Robots
+{
+    public class Peek : Robot
+    {
+        public bool SeeClosed = SEE_CLOSED;
+
+        protected override void OnBarClosed()
+        {
+            var position = Positions.Find("peek", SymbolName);
+            if (position != null)
+            {
+                ClosePosition(position);
+                return;
+            }
+            Bar forming = Bars.Last(0), closed = Bars.Last(1);
+            bool peeked = forming.High != forming.Open || forming.Close != forming.Open;
+            bool closedBarKnown = closed.High != closed.Low;
+            if (peeked || (SeeClosed && closedBarKnown))
+                ExecuteMarketOrder(TradeType.Buy, SymbolName, 1, "peek", null, null, null, false);
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("see_closed", [False, True])
+def test_a_cbot_sees_the_closed_bar_but_only_the_open_of_the_forming_one(see_closed, tmp_path):
+    """The runner's own look-ahead guard: at OnBarClosed the new bar has only its open."""
+    from tasks.export.mono import run_csharp
+
+    bars = load_bars("SPX", "1d").iloc[:200]
+    text = PEEKING_BOT.replace("SEE_CLOSED", "true" if see_closed else "false")
+    trades = run_csharp(text, bars, "SPX", 0.01, 10_000.0, tmp_path)
+    assert len(trades) == (99 if see_closed else 0)  # enter, close, enter...: 199 closes, 99 round trips
+    if see_closed:  # each fills at the open of the bar after the signal
+        first = trades.iloc[0]
+        assert first["entry_time"] == bars.index[1] and first["entry_price"] == round(bars["open"].iloc[1], 2)

@@ -136,6 +136,8 @@ def compare_trades(engine: pd.DataFrame, target: pd.DataFrame, tick: float, show
     ]
     for item, why in zip(mismatches, bad["_merge"], strict=True):
         item["only_in"] = {"left_only": "engine", "right_only": "target"}.get(why)
+    for item in mismatches:
+        item["reason"] = _explain(item, mismatches, tick)
     total = max(len(engine), len(target), 1)
     return Parity(
         engine_trades=len(engine),
@@ -143,4 +145,38 @@ def compare_trades(engine: pd.DataFrame, target: pd.DataFrame, tick: float, show
         identical=int(same.sum()),
         share=round(float(same.sum()) / total, 6),
         mismatches=mismatches,
+    )
+
+
+def _explain(item: dict, mismatches: list[dict], tick: float) -> str:
+    """Why a trade differs, from what the two sides say (export.json carries it with the trade)."""
+    if item["only_in"] is None:
+        worst = max(
+            abs(item[f"{side}_engine"] - item[f"{side}_target"]) for side in ("entry_price", "exit_price")
+        )
+        ticks = worst / tick
+        if ticks <= 2:
+            return (
+                f"same bars, prices {ticks:.2f} ticks apart: the target puts its fills and stop levels on the "
+                "tick grid (a long's stop rounds down, its take-profit up); the engine does not round"
+            )
+        return f"same bars, prices {ticks:.1f} ticks apart"
+    mine, other = ("engine", "target") if item["only_in"] == "engine" else ("target", "engine")
+    partner = next(
+        (
+            m
+            for m in mismatches
+            if m["only_in"] == other and m["entry_time"] == item["entry_time"] and m is not item
+        ),
+        None,
+    )
+    if partner is None:
+        return f"only the {mine} has this trade: an entry signal, or the exit of the trade before, differs"
+    gap = abs(item[f"exit_price_{mine}"] - partner[f"exit_price_{other}"]) / tick
+    return (
+        f"same entry, the {mine} exits on {item['exit_time']} and the {other} on {partner['exit_time']} "
+        f"(exit prices {gap:.1f} ticks apart): a stop or take level within a tick of the bar's extreme, "
+        "reached on one side of the rounding only"
+        if gap <= 2
+        else f"same entry, the {mine} exits on {item['exit_time']} and the {other} on {partner['exit_time']}"
     )
