@@ -11,7 +11,6 @@ from strategy_contract import parse_strategy
 from tasks.data import load_bars
 from tasks.export.common import ExportRefused
 from tasks.export.pine import export_pine
-from tasks.export.pyne import parse_pine
 
 PILOT = yaml.safe_load((STRATEGIES / "ema_cross_atr.yaml").read_text())
 
@@ -103,13 +102,24 @@ def trailing() -> dict:
 
 
 ALL = {"pilot": contract(), **one_per_indicator(), "trailing": trailing()}
+HOSTILE = 'Trend.\n"); strategy.entry("evil", strategy.short) //\r\n*/ // \\" \u2028 x'
+
+
+@pytest.fixture(scope="module")
+def parsed() -> dict[str, str | None]:
+    """pynescript's verdict on every export of ALL, in one process (its parser warms up for ~13 s)."""
+    from tasks.export.pyne import parse_pines
+
+    texts = {name: export_pine(parse_strategy(ALL[name], name), reference_price=2500.0).text for name in ALL}
+    texts["hostile"] = export_pine(parse_strategy(contract(thesis=HOSTILE), "hostile"), 2500.0).text
+    return dict(zip(texts, parse_pines(list(texts.values())), strict=True))
 
 
 @pytest.mark.parametrize("name", sorted(ALL))
-def test_every_export_parses_as_pine(name):
+def test_every_export_parses_as_pine(name, parsed):
     exported = export_pine(parse_strategy(ALL[name], name), reference_price=2500.0)
     assert exported.text.startswith("//@version=6\n")
-    parse_pine(exported.text)  # raises with pynescript's message when it does not
+    assert parsed[name] is None  # else pynescript's message
 
 
 def test_the_optimisation_space_becomes_inputs_with_bounds_and_steps():
@@ -121,10 +131,9 @@ def test_the_optimisation_space_becomes_inputs_with_bounds_and_steps():
     assert "process_orders_on_close = false" in text and "margin_long = 0" in text
 
 
-def test_exports_are_deterministic_and_hostile_text_stays_in_a_comment():
+def test_exports_are_deterministic_and_hostile_text_stays_in_a_comment(parsed):
     benign = export_pine(parse_strategy(contract(), "pilot"), 2500.0)
-    hostile_thesis = 'Trend.\n"); strategy.entry("evil", strategy.short) //\r\n*/ // \\" \u2028 x'
-    hostile = export_pine(parse_strategy(contract(thesis=hostile_thesis), "hostile"), 2500.0)
+    hostile = export_pine(parse_strategy(contract(thesis=HOSTILE), "hostile"), 2500.0)
     assert export_pine(parse_strategy(contract(), "pilot"), 2500.0).text == benign.text  # same bytes
 
     def code(text: str) -> list[str]:
@@ -132,7 +141,7 @@ def test_exports_are_deterministic_and_hostile_text_stays_in_a_comment():
 
     assert code(hostile.text) == code(benign.text)  # the thesis reached no line of code
     assert 'strategy.entry("evil"' not in "\n".join(code(hostile.text))
-    parse_pine(hostile.text)
+    assert parsed["hostile"] is None
 
 
 def test_a_neuro_fuzzy_strategy_is_refused_naming_the_field():

@@ -8,6 +8,7 @@ The three tools live in their own environment (``.venv-pine``, made by ``scripts
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -40,8 +41,30 @@ def _run(args: list[str], what: str, cwd: Path | None = None, stdin: str | None 
 
 def parse_pine(text: str) -> None:
     """Raise PineToolError unless pynescript parses ``text`` as Pine."""
-    code = "import sys\nfrom pynescript.ast import parse\nparse(sys.stdin.read())\n"
-    _run([str(pine_bin() / "python"), "-c", code], "pynescript parse", stdin=text)
+    error = parse_pines([text])[0]
+    if error is not None:
+        raise PineToolError(f"pynescript parse failed: {error}")
+
+
+_PARSE_ALL = """
+import json, sys
+from pynescript.ast import parse
+errors = []
+for text in json.load(sys.stdin):
+    try:
+        parse(text)
+        errors.append(None)
+    except Exception as exc:  # the parser's own message, per script
+        errors.append(f"{type(exc).__name__}: {exc}"[-1500:])
+print(json.dumps(errors))
+"""
+
+
+def parse_pines(texts: list[str]) -> list[str | None]:
+    """pynescript's verdict on each script (None when it parses), in one process: its parser takes
+    about 13 s to warm up and then some 25 ms a script."""
+    out = _run([str(pine_bin() / "python"), "-c", _PARSE_ALL], "pynescript parse", stdin=json.dumps(texts))
+    return json.loads(out)
 
 
 def run_pine(text: str, bars: pd.DataFrame, symbol: str, tick: float, folder: Path) -> pd.DataFrame:
