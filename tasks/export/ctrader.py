@@ -39,6 +39,22 @@ TARGET = "ctrader"
 PRICE = ("open", "high", "low", "close", "volume")
 INDENT = "        "
 
+# The engine's crosses (tasks/backtest/signals.py): one side of the line at the bar before, the other side
+# now, both bars defined (a comparison with NaN is false in C# as in numpy).
+CROSSES = [
+    "",
+    "private static bool CrossesAbove(double value, double line, double valueBefore, double lineBefore)",
+    "{",
+    "    bool defined = !double.IsNaN(valueBefore) && !double.IsNaN(lineBefore);",
+    "    return value > line && !(valueBefore > lineBefore) && defined;",
+    "}",
+    "",
+    "private static bool CrossesBelow(double value, double line, double valueBefore, double lineBefore)",
+    "{",
+    "    return !(value > line) && valueBefore > lineBefore && !double.IsNaN(value) && !double.IsNaN(line);",
+    "}",
+]
+
 
 def export_ctrader(strategy: Strategy, model=None) -> Export:
     """The cBot of ``strategy``. ``model`` (an ``InlinedModel``) is required for a neuro-fuzzy strategy."""
@@ -101,6 +117,7 @@ class _CSharpWriter:
             "",
             *self.enter(),
             *self.model_code(),
+            *CROSSES,
             *self.helper_classes(),
         ]
         body = [f"{INDENT}{line}" if line else "" for line in members]
@@ -331,12 +348,9 @@ class _CSharpWriter:
         if isinstance(rule, Condition):
             left, right = self.operand(rule.left), self.operand(rule.right)
             if rule.op in ("crosses_above", "crosses_below"):
-                # the engine's cross: one side of the line at the bar before, the other side now, both defined
                 lp, rp = self.operand(rule.left, True), self.operand(rule.right, True)
-                above, before = f"{left} > {right}", f"{lp} > {rp}"
-                if rule.op == "crosses_above":
-                    return f"({above} && !({before}) && !double.IsNaN({lp}) && !double.IsNaN({rp}))"
-                return f"(!({above}) && {before} && !double.IsNaN({left}) && !double.IsNaN({right}))"
+                fn = "CrossesAbove" if rule.op == "crosses_above" else "CrossesBelow"
+                return f"{fn}({left}, {right}, {lp}, {rp})"
             return f"{left} {rule.op} {right}"
         parts = [self.rule(r) for r in (rule.all if isinstance(rule, AllOf) else rule.any)]
         joiner = " && " if isinstance(rule, AllOf) else " || "
