@@ -193,14 +193,46 @@ def test_atr_take_profit_and_the_stop_first_when_a_bar_reaches_both():
     assert second.size == pytest.approx(long_size(CASH + pnl1, entry2), rel=1e-12)
 
 
-def test_trailing_stop_follows_the_high_since_entry():
+def test_trailing_stop_follows_the_high_since_entry_a_fixed_distance_behind():
     bars = make_bars(FLAT, (100, 110, 99.5, 108), (107, 108, 104, 105), (105, 106, 104, 105))
     strategy = contract(stop_loss={"kind": "percent", "value": 0.05}, trailing_stop=True)
     sim = run(bars, strategy, go={0})
     [trade] = trade_list(sim)
-    # fixed, the stop would stay at 100.2 x 0.95 = 95.19; trailing, bar 1's high 110 lifts it to 104.5
+    # fixed, the stop would stay at 100.2 x 0.95 = 95.19; trailing, it keeps its distance at the fill
+    # (5% of 100.2 = 5.01, as TradingView's trail_offset and cTrader's trailing stop), so bar 1's high 110
+    # lifts it to 104.99 (not to 110 x 0.95); bar 1 goes to its low first (nearer the open), so its own
+    # close 108 stays above it, and bar 2's low 104 takes it
     assert (trade.entry_time, trade.exit_time) == (day(bars, 1), day(bars, 2))
-    assert trade.exit_price == pytest.approx(sell(110 * 0.95), rel=1e-12)
+    assert trade.exit_price == pytest.approx(sell(110 - 0.05 * buy(100)), rel=1e-12)
+
+
+def test_a_trailing_stop_moves_inside_the_bar_that_makes_the_new_high():
+    # bar 1 opens at 100, goes to its high 110 first (nearer the open than the low 88): the stop,
+    # lifted to 110 - 5.01 on the way up, is taken on the way down in the same bar
+    bars = make_bars(FLAT, (100, 110, 88, 101), FLAT)
+    strategy = contract(stop_loss={"kind": "percent", "value": 0.05}, trailing_stop=True)
+    [trade] = trade_list(run(bars, strategy, go={0}))
+    assert (trade.entry_time, trade.exit_time) == (day(bars, 1), day(bars, 1))
+    assert trade.exit_price == pytest.approx(sell(110 - 0.05 * buy(100)), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("bar", "exit_kind"),
+    [
+        ((100, 104, 90, 95), "take"),  # the high is nearer the open: open -> high -> low
+        ((100, 111, 97, 105), "stop"),  # the low is nearer the open: open -> low -> high
+    ],
+)
+def test_a_bar_reaching_both_stop_and_take_exits_at_the_one_its_path_reaches_first(bar, exit_kind):
+    bars = make_bars(FLAT, bar, FLAT)
+    strategy = contract(
+        stop_loss={"kind": "percent", "value": 0.02}, take_profit={"kind": "percent", "value": 0.03}
+    )
+    [trade] = trade_list(run(bars, strategy, go={0}))
+    entry = buy(100)
+    level = entry * 1.03 if exit_kind == "take" else entry * 0.98
+    assert (trade.entry_time, trade.exit_time) == (day(bars, 1), day(bars, 1))
+    assert trade.exit_price == pytest.approx(sell(level), rel=1e-12)
 
 
 def test_short_trades_with_half_the_equity():

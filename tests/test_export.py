@@ -167,6 +167,7 @@ def test_slippage_in_ticks_is_a_diagnostic_not_a_silent_change():
         ("pilot", "SPX", "1d"),
         ("pilot", "EURUSD", "1h"),
         *[(name, "SPX", "1d") for name in sorted(one_per_indicator())],
+        ("trailing", "SPX", "1d"),
     ],
 )
 def test_pynecore_trades_the_export_as_the_engine_does(name, symbol, timeframe, tmp_path):

@@ -22,21 +22,30 @@ therefore gives vectorbt two rows per bar:
   checked against this bar's low/high, so it can exit the same bar.
 
 (a contract without stop-loss and take-profit needs only the open rows: nothing happens inside its
-bars), plus one *valuation row* after the last bar (open = high = low = close = the last close) where a
+bars). When the order of events inside a bar decides the outcome (a trailing stop, or a stop-loss and
+a take-profit together), the rest of the bar is three rows instead of one, the legs of the path
+open -> nearer extreme -> farther extreme -> close (the extreme nearer the open first, the low on a tie):
+TradingView's broker emulator assumes this path for a strategy without the bar magnifier, and PyneCore
+and the C# exports' runner follow it. What really happened inside a bar is unknowable from its OHLC; the
+point is that the engine and the exported strategies assume the same thing. Then the exit is whichever
+level the path reaches first, and a trailing stop moves on the way up and can be taken on the way down
+within one bar. Plus one *valuation row* after the last bar (open = high = low = close = the last close) where a
 position still open is closed, so that every metric includes its exit fee and slippage; that trade is
 reported as ``open_position``, not among the closed trades.
 
 Stop details (vectorbt 1.2 ``simulate_from_signal_func_nb``): stops are placed from the fill price
 (``stop_entry_price="fillprice"``, slippage included); a hit exits at the stop level, or at the open
-when the row opens beyond it, and pays slippage (``stop_exit_price="stopmarket"``); when a bar reaches
-both the stop loss and the take-profit the stop loss is taken (it is checked first: the conservative
-reading of a bar whose path inside is unknown). A trailing stop follows the best price since entry,
-updated after each row's check, so a bar's own high (low for a short) only moves the stop from the next
-row on. An ATR stop lies ``multiple x ATR`` of the signal bar (known when the order is placed) in price
-from the fill, as TradingView's ``strategy.exit(loss=, profit=)`` in ticks places it (the Pine export
-relies on it); a trade entered before the ATR is defined has no such stop. A percent stop is that
-fraction of the fill price. When an entry and an
-exit rule hold at the same close, the exit wins (no entry, or the position is closed).
+when the row opens beyond it, and pays slippage (``stop_exit_price="stopmarket"``). When one row
+reaches both the stop loss and the take-profit, the stop loss is taken (vectorbt checks it first); with
+the path rows that only happens on a leg that spans both, so the level the path reaches first decides.
+A trailing stop follows the best price since entry, updated after each row's check (so a leg's own
+high moves the stop from the next leg on), and keeps the distance it had at the fill
+(``_fixed_trail_nb``; vectorbt alone would trail a fraction of the best price). An ATR stop lies
+``multiple x ATR`` of the signal bar (known when the order is placed) in price from the fill, as
+TradingView's ``strategy.exit(loss=, profit=)`` in ticks places it (the Pine export relies on it); a
+trade entered before the ATR is defined has no such stop. A percent stop is that fraction of the fill
+price. When an entry and an exit rule hold at the same close, the exit wins (no entry, or the position
+is closed).
 
 Every metric is computed from the bars, never from vectorbt's rows: the value at each bar's close
 (the rest-of-bar rows, the valuation row for the last bar) gives the bar returns, annualised with
@@ -51,6 +60,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from strategy_contract.models import ATRStop, PercentStop, Stop, Strategy
 from tasks.backtest.signals import Panel, entry_signal, exit_signal
@@ -133,16 +143,37 @@ class Simulation:
         return self.init_cash + cash + held * close  # the valuation row leaves no units at the end
 
 
-def _rows(on_open, on_rest, last, per_bar: int = 2) -> np.ndarray:
-    """vectorbt's rows from per-bar values (bars, k): open rows, rest-of-bar rows (when there are two
-    rows a bar), then the valuation row."""
-    on_open, on_rest = (x[:, None] if np.ndim(x) == 1 else x for x in (np.asarray(on_open), on_rest))
-    out = np.empty((per_bar * on_open.shape[0] + 1, on_open.shape[1]), dtype=on_open.dtype)
-    out[0:-1:per_bar] = on_open
-    if per_bar == 2:
-        out[1:-1:2] = on_rest
+def _rows(per_bar: list, last) -> np.ndarray:
+    """vectorbt's rows from per-bar values: ``per_bar`` holds one (bars, k) array (or scalar) per row of
+    a bar, in row order; then the valuation row."""
+    first = next(np.asarray(x) for x in per_bar if np.ndim(x) > 0)
+    first = first[:, None] if first.ndim == 1 else first
+    n, k = first.shape
+    out = np.empty((len(per_bar) * n + 1, k), dtype=first.dtype)
+    for j, x in enumerate(per_bar):
+        x = np.asarray(x)
+        out[j : -1 : len(per_bar)] = x[:, None] if x.ndim == 1 else x
     out[-1] = last
     return out
+
+
+def _path(o: np.ndarray, h: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two extremes of each bar in the order the price is taken to reach them: the one nearer the
+    open first, the low on a tie (TradingView's broker emulator; PyneCore's
+    ``lib/strategy/__init__.py``: ``ohlc = self.h - self.o < self.o - self.l``)."""
+    high_first = h - o < o - lo
+    return np.where(high_first, h, lo), np.where(high_first, lo, h)
+
+
+@njit(cache=True)
+def _fixed_trail_nb(c, fractions):  # pragma: no cover - compiled
+    """A trailing stop a fixed distance from the best price: vectorbt trails a *fraction* of the best
+    price; this keeps the distance it had at the fill (``fraction x fill price``), as TradingView's
+    ``trail_offset`` and cTrader's trailing stop do."""
+    if not c.curr_trail or np.isnan(c.curr_stop) or c.init_i < 0:
+        return c.curr_stop, c.curr_trail
+    distance = fractions[c.init_i, c.col if fractions.shape[1] > 1 else 0] * c.init_price
+    return distance / c.curr_price, c.curr_trail
 
 
 def _next_bar(x: np.ndarray, start: int, stop: int, fill) -> np.ndarray:
@@ -185,11 +216,20 @@ def simulate(
     def period(x: np.ndarray, fill) -> np.ndarray:
         return np.broadcast_to(_next_bar(x, start, stop, fill), (stop - start, k))
 
-    # Without stops nothing happens inside a bar: its open row alone carries the orders.
-    per_bar = 2 if risk.stop_loss is not None or risk.take_profit is not None else 1
+    # Without stops nothing happens inside a bar: its open row alone carries the orders. One fixed
+    # stop is reached or not whatever the path inside the bar; a trailing stop, or a stop and a
+    # take-profit together, need the path (open -> nearer extreme -> farther extreme -> close).
+    has_stops = risk.stop_loss is not None or risk.take_profit is not None
+    needs_path = (risk.stop_loss is not None and risk.trailing_stop) or (
+        risk.stop_loss is not None and risk.take_profit is not None
+    )
+    per_bar = 4 if needs_path else 2 if has_stops else 1
+    o, h, lo, c = (px[f].to_numpy(dtype=float) for f in ("open", "high", "low", "close"))
+    first, second = _path(o, h, lo)
 
-    def rows(on_open, on_rest, last) -> np.ndarray:
-        return _rows(on_open, on_rest, last, per_bar)
+    def rows(on_open, inside, last) -> np.ndarray:
+        """``inside``: the values of the rows after the open row, one per row."""
+        return _rows([on_open, *inside[: per_bar - 1]], last)
 
     def stop_rows(level: Stop | None, key: str) -> np.ndarray | float:
         if level is None:
@@ -198,20 +238,30 @@ def simulate(
         if isinstance(level, ATRStop):  # a distance in price from the fill: as a fraction of the fill price
             fill = o[:, None] * (1.0 + (1.0 if risk.direction == "long" else -1.0) * risk.slippage)
             fraction = fraction * period(panel["close"], np.nan) / fill
-        return rows(fraction, np.nan, np.nan)
+        return rows(fraction, [np.nan] * 3, np.nan)
 
     entries = period(entry_signal(strategy.entry_rules, panel), False)
     exits = period(exit_signal(strategy.exit_rules, panel), False)
-    o, h, lo, c = (px[f].to_numpy(dtype=float) for f in ("open", "high", "low", "close"))
-    close = rows(o, c, c[-1])
+    # The rows inside a bar: with the path, three legs (each row spans one leg); else the whole bar.
+    if per_bar == 4:
+        legs_open, legs_close = [o, first, second], [first, second, c]
+        legs_high = [np.maximum(o, first), h, np.maximum(second, c)]
+        legs_low = [np.minimum(o, first), lo, np.minimum(second, c)]
+    else:
+        legs_open, legs_close, legs_high, legs_low = [o], [c], [h], [lo]
+    close = rows(o, legs_close, c[-1])
+    sl_stop = stop_rows(risk.stop_loss, "risk_model.stop_loss")
+    trail = {}
+    if risk.trailing_stop and risk.stop_loss is not None:
+        trail = {"adjust_sl_func_nb": _fixed_trail_nb, "adjust_sl_args": (np.ascontiguousarray(sl_stop),)}
     pf = vbt.Portfolio.from_signals(
         close=close,
-        open=rows(o, o, c[-1]),
-        high=rows(o, h, c[-1]),
-        low=rows(o, lo, c[-1]),
+        open=rows(o, legs_open, c[-1]),
+        high=rows(o, legs_high, c[-1]),
+        low=rows(o, legs_low, c[-1]),
         price=close,  # each row fills at its own close: the open on open rows, the last close at the end
-        entries=rows(entries, False, False),
-        exits=rows(exits, False, True),  # the valuation row closes what is still open
+        entries=rows(entries, [False] * 3, False),
+        exits=rows(exits, [False] * 3, True),  # the valuation row closes what is still open
         direction="longonly" if risk.direction == "long" else "shortonly",
         upon_long_conflict="exit",
         upon_short_conflict="exit",
@@ -219,7 +269,7 @@ def simulate(
         size_type="percent",
         fees=risk.fees,
         slippage=risk.slippage,
-        sl_stop=stop_rows(risk.stop_loss, "risk_model.stop_loss"),
+        sl_stop=sl_stop,
         tp_stop=stop_rows(risk.take_profit, "risk_model.take_profit"),
         sl_trail=risk.trailing_stop,
         stop_entry_price="fillprice",
@@ -228,5 +278,6 @@ def simulate(
         # every order opens a position on an entry signal or closes one: at most two per entry signal.
         # vectorbt's default reserves one record per row and column, the largest array of a sweep.
         max_orders=2 * int(np.count_nonzero(entries)) + 1,
+        **trail,
     )
     return Simulation(pf=pf, bars=px, init_cash=float(risk.init_cash), rows_per_bar=per_bar)

@@ -252,11 +252,6 @@ class _PineWriter:
             ticks.append(f"stopTicks = ({stop}) / syminfo.mintick")
             if risk.trailing_stop:
                 brackets += ["trail_points = 0", "trail_offset = stopTicks"]
-                self.note(
-                    "risk_model.trailing_stop",
-                    "Pine moves a trailing stop within the bar that makes a new extreme; the engine moves it "
-                    "from the next bar on",
-                )
             else:
                 brackets.append("loss = stopTicks")
         if risk.take_profit is not None:
