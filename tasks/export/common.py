@@ -75,3 +75,13 @@ def number(value: float) -> str:
     if "e" in text or "E" in text:
         text = f"{float(value):.12f}".rstrip("0")
     return text if "." in text else f"{text}.0"
+
+
+def fixed_param(strategy, indicator_id: str, name: str) -> str:
+    """An indicator parameter outside the optimisation space, as a literal (an int for a window)."""
+    from strategy_contract.catalog import CATALOG
+
+    ind = strategy.indicator(indicator_id)
+    spec = CATALOG[ind.type].params[name]
+    value = ind.params.get(name, spec.default)
+    return str(int(value)) if spec.type is int else number(value)

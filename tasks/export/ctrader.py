@@ -27,6 +27,7 @@ from tasks.export.common import (
     Diagnostic,
     Export,
     ExportRefused,
+    fixed_param,
     identifier,
     number,
     one_line,
@@ -186,9 +187,7 @@ class _CSharpWriter:
         key = f"{indicator_id}.{name}"
         if key in self.s.optimization_space:
             return self.param_name(key)
-        ind = self.s.indicator(indicator_id)
-        value = ind.params.get(name, CATALOG[ind.type].params[name].default)
-        return str(int(value)) if CATALOG[ind.type].params[name].type is int else number(value)
+        return fixed_param(self.s, indicator_id, name)
 
     # --- indicators ----------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from tasks.export.common import (
     Diagnostic,
     Export,
     ExportRefused,
+    fixed_param,
     identifier,
     number,
     one_line,
@@ -149,9 +150,7 @@ class _PineWriter:
         key = f"{indicator_id}.{name}"
         if key in self.s.optimization_space:
             return self.param_var(key)
-        ind = self.s.indicator(indicator_id)
-        value = ind.params.get(name, CATALOG[ind.type].params[name].default)
-        return str(int(value)) if CATALOG[ind.type].params[name].type is int else number(value)
+        return fixed_param(self.s, indicator_id, name)
 
     def indicators(self) -> list[str]:
         out = []
