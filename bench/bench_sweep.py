@@ -416,7 +416,7 @@ def scaling_combos(strategy: Strategy, n: int, seed: int = 0) -> pd.DataFrame:
 def child_scaling(n_combos: int, n_bars: int) -> dict:
     """One cell in this fresh process: RSS after imports, warm-up, timed sweep, peak RSS at the end."""
     from strategy_contract import load_strategy
-    from tasks.backtest import bars_per_year
+    from tasks.backtest import bars_per_year, rows_per_bar
     from tasks.data import load_bars
     from tasks.sweep.evaluate import chunk_size, evaluate_combos
 
@@ -439,7 +439,7 @@ def child_scaling(n_combos: int, n_bars: int) -> dict:
     return {
         "combos": len(combos),
         "bars": len(bars),
-        "chunk": chunk_size(len(bars)),
+        "chunk": chunk_size(len(bars), rows=rows_per_bar(strategy)),
         "seconds": seconds,
         "bar_combos_per_s": len(bars) * len(combos) / seconds,
         "rss_after_imports_mib": rss_imports,

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from strategy_contract import Strategy, load_strategy
 from strategy_contract.io import strict_json
-from tasks.backtest import bars_per_year
+from tasks.backtest import bars_per_year, rows_per_bar
 from tasks.data import load_market_data
 from tasks.edge import cached_step, uncached_step
 from tasks.provenance import provenance
@@ -284,7 +284,7 @@ def sweep(params: SweepParams) -> SweepResult:
     start, stop = bounds.selection(strategy.has_model)
     per_year = bars_per_year(bars.index)
     min_trades = strategy.gates.backtest.min_trades if params.min_trades is None else params.min_trades
-    size = params.chunk or chunk_size(len(bars))
+    size = params.chunk or chunk_size(len(bars), rows=rows_per_bar(strategy))
     grid = space.grid(params.max_combos) if params.method == "grid" else None
 
     def scored(table: pd.DataFrame) -> pd.Series:

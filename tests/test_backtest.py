@@ -235,6 +235,39 @@ def test_a_bar_reaching_both_stop_and_take_exits_at_the_one_its_path_reaches_fir
     assert trade.exit_price == pytest.approx(sell(level), rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("risk", "bar1", "bar2", "gap_open"),
+    [
+        # trailing: bar 1 goes to its low 99.5 first (nearer the open), then to 110, which lifts the
+        # stop to 110 - 5.01 = 104.99; bar 2 opens at 104.7, below it (a stop trailing 5% of the high,
+        # 104.5, would not be reached by bar 2 at all)
+        (
+            {"stop_loss": {"kind": "percent", "value": 0.05}, "trailing_stop": True},
+            (100, 110, 99.5, 106),
+            (104.7, 105, 104.6, 104.8),
+            104.7,
+        ),
+        # stop 98.196 and take-profit 103.206, both missed by bar 1; bar 2 opens at 90, below the stop
+        (
+            {
+                "stop_loss": {"kind": "percent", "value": 0.02},
+                "take_profit": {"kind": "percent", "value": 0.03},
+            },
+            (100, 101, 99, 100.5),
+            (90, 92, 89, 91),
+            90,
+        ),
+    ],
+)
+def test_with_the_path_rows_a_gap_through_the_stop_still_exits_at_the_open(risk, bar1, bar2, gap_open):
+    bars = make_bars(FLAT, bar1, bar2, FLAT)
+    sim = run(bars, contract(**risk), go={0})
+    assert sim.rows_per_bar == 4
+    [trade] = trade_list(sim)
+    assert (trade.entry_time, trade.exit_time) == (day(bars, 1), day(bars, 2))
+    assert trade.exit_price == pytest.approx(sell(gap_open), rel=1e-12)
+
+
 def test_short_trades_with_half_the_equity():
     bars = make_bars(
         FLAT,

@@ -15,7 +15,7 @@ from tasks.backtest.metrics import (
     timeframe_delta,
     trade_list,
 )
-from tasks.backtest.portfolio import Simulation, simulate
+from tasks.backtest.portfolio import Simulation, rows_per_bar, simulate
 from tasks.backtest.results import BacktestMetrics, BacktestReport, Trade
 from tasks.edge import cached_step
 from tasks.splits import SplitBounds
@@ -31,6 +31,7 @@ __all__ = [
     "column_metrics",
     "open_position",
     "portfolio_metrics",
+    "rows_per_bar",
     "run_backtest",
     "simulate",
     "timeframe_delta",

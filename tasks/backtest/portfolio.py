@@ -187,6 +187,17 @@ def _next_bar(x: np.ndarray, start: int, stop: int, fill) -> np.ndarray:
     return out
 
 
+def rows_per_bar(strategy: Strategy) -> int:
+    """vectorbt rows a bar takes. Without stops nothing happens inside a bar: its open row alone
+    carries the orders. One fixed stop is reached or not whatever the path inside the bar (2 rows); a
+    trailing stop, or a stop and a take-profit together, need the path (open -> nearer extreme ->
+    farther extreme -> close: 4 rows)."""
+    risk = strategy.risk_model
+    if risk.stop_loss is not None and (risk.trailing_stop or risk.take_profit is not None):
+        return 4
+    return 2 if risk.stop_loss is not None or risk.take_profit is not None else 1
+
+
 def simulate(
     strategy: Strategy,
     bars: pd.DataFrame,
@@ -216,14 +227,7 @@ def simulate(
     def period(x: np.ndarray, fill) -> np.ndarray:
         return np.broadcast_to(_next_bar(x, start, stop, fill), (stop - start, k))
 
-    # Without stops nothing happens inside a bar: its open row alone carries the orders. One fixed
-    # stop is reached or not whatever the path inside the bar; a trailing stop, or a stop and a
-    # take-profit together, need the path (open -> nearer extreme -> farther extreme -> close).
-    has_stops = risk.stop_loss is not None or risk.take_profit is not None
-    needs_path = (risk.stop_loss is not None and risk.trailing_stop) or (
-        risk.stop_loss is not None and risk.take_profit is not None
-    )
-    per_bar = 4 if needs_path else 2 if has_stops else 1
+    per_bar = rows_per_bar(strategy)
     o, h, lo, c = (px[f].to_numpy(dtype=float) for f in ("open", "high", "low", "close"))
     first, second = _path(o, h, lo)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from strategy_contract.models import Strategy
-from tasks.backtest import bars_per_year
+from tasks.backtest import bars_per_year, rows_per_bar
 from tasks.campaign.holdout import DevelopmentMarket
 from tasks.campaign.request import CampaignRequest
 from tasks.campaign.score import composite
@@ -94,7 +94,7 @@ def run_market(
     per_year = bars_per_year(bars.index)
     trained = train_folds(runs, bars, folds, space, seed, train) if runs.has_model else []
     outputs = [t.model_outputs for t in trained] if trained else None
-    size = chunk_size(len(bars))
+    size = chunk_size(len(bars), rows=rows_per_bar(runs))
     kept: list[np.ndarray] = []
 
     def evaluate(combos: pd.DataFrame) -> pd.DataFrame:

@@ -2,9 +2,10 @@
 call, one table of metrics.
 
 Memory is bounded by the chunk: the panel holds a few (bars x combinations) arrays and vectorbt a few
-(2 x bars + 1) x combinations ones, so a chunk takes :func:`chunk_size` combinations, sized from the bar
-count so that ``rows x combinations`` stays under ``STRATLAB_SWEEP_CELLS`` (default 2 million cells:
-a few hundred MB while a chunk runs, whatever the grid).
+(rows a bar x bars + 1) x combinations ones (1, 2 or 4 rows a bar: ``rows_per_bar``), so a chunk takes
+:func:`chunk_size` combinations, sized from the bar count so that ``rows x combinations`` stays under
+``STRATLAB_SWEEP_CELLS`` (default 2 million cells: a few hundred MB while a chunk runs, whatever the
+grid).
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ import os
 import pandas as pd
 
 from strategy_contract.models import Strategy
-from tasks.backtest import Simulation, column_metrics, simulate
+from tasks.backtest import Simulation, column_metrics, rows_per_bar, simulate
 from tasks.sweep.panel import IndicatorCache, SweepPanel
 
 CELLS_ENV = "STRATLAB_SWEEP_CELLS"
 DEFAULT_CELLS = 2_000_000
 
 
-def chunk_size(n_bars: int, cells: int | None = None) -> int:
-    """Combinations per chunk for data of ``n_bars`` bars (vectorbt gets 2 rows a bar)."""
+def chunk_size(n_bars: int, cells: int | None = None, rows: int = 2) -> int:
+    """Combinations per chunk for data of ``n_bars`` bars, when vectorbt gets ``rows`` rows a bar."""
     cells = cells or int(os.environ.get(CELLS_ENV, DEFAULT_CELLS))
-    return max(1, cells // (2 * n_bars + 1))
+    return max(1, cells // (rows * n_bars + 1))
 
 
 def chunks(combos: pd.DataFrame, size: int) -> list[pd.DataFrame]:
@@ -81,7 +82,7 @@ def evaluate_combos(
 ) -> pd.DataFrame:
     """All combinations in this process, chunk by chunk (the flow runs the chunks as Prefect tasks)."""
     cache = IndicatorCache(bars)
-    size = chunk or chunk_size(len(bars))
+    size = chunk or chunk_size(len(bars), rows=rows_per_bar(strategy))
     parts = [
         evaluate_chunk(strategy, bars, part, start, stop, per_year, model_outputs, cache)
         for part in chunks(combos, size)
