@@ -27,7 +27,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import Pause, TerminationSignal
+from prefect.exceptions import Abort, Pause, TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Running
 from pydantic import BaseModel
@@ -117,6 +117,9 @@ def campaign(request: CampaignRequest, campaign_id: str | None = None) -> Campai
         raise
     except TerminationSignal:  # cancelled: the record says where it stopped; a re-run continues
         runner.pause("cancelled")
+        raise
+    except Abort:  # the API refuses to let this run go on, e.g. its suspension expired while a task ran
+        runner.pause("aborted")
         raise
     except Exception as exc:
         runner.fail(exc)
