@@ -382,8 +382,8 @@ def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_
         "suspended",
         180,
     )
-    time.sleep(5)  # the worker reaps the flow's process
-    assert not flow_processes(stack)
+    # the flow's process stops when iteration 2's task returns, and the worker reaps it
+    wait_for(lambda: not flow_processes(stack), "the flow's process ends", 240)
     record = json.loads((folder / "campaign.json").read_text())
     assert record["state"] == "paused" and record["transitions"][-1]["reason"] == "suspended"
     assert len(record["iterations"]) == 1  # iteration 1 finished; iteration 2 stopped at its task's end
