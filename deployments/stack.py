@@ -28,6 +28,7 @@ POOL = "stratlab-process"
 DEPLOYMENT = "research_cycle/research-cycle"
 SWEEP_DEPLOYMENT = "sweep/sweep"
 CAMPAIGN_DEPLOYMENT = "campaign/campaign"
+EXPORT_DEPLOYMENT = "export_strategy/export-strategy"
 
 
 class Stack(BaseModel):
@@ -208,7 +209,9 @@ def configure(api: str, say=print) -> None:
     )
     if done.returncode != 0:
         raise RuntimeError(f"prefect deploy failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    say(f"deployed: {DEPLOYMENT}, {SWEEP_DEPLOYMENT}, {CAMPAIGN_DEPLOYMENT} (prefect.yaml)")
+    say(
+        f"deployed: {DEPLOYMENT}, {SWEEP_DEPLOYMENT}, {CAMPAIGN_DEPLOYMENT}, {EXPORT_DEPLOYMENT} (prefect.yaml)"
+    )
 
 
 CRASH_AUTOMATION = "stratlab: mark silent cycles Crashed"

@@ -40,6 +40,7 @@ from tasks.backtest import bars_per_year, column_metrics
 from tasks.campaign.brief import BRIEF_FAMILIES, compile_brief, fresh_contract
 from tasks.campaign.critic import critique_offline
 from tasks.campaign.decide import overfitting, since_improvement, stop_reason, verdict
+from tasks.campaign.exports import export_candidate
 from tasks.campaign.holdout import DevelopmentMarket, open_holdout, seal_market
 from tasks.campaign.iteration import MarketResult, contract_on, run_market
 from tasks.campaign.record import CampaignRecord
@@ -57,7 +58,7 @@ from tasks.campaign.report import (
 from tasks.campaign.request import CampaignInputError, CampaignRequest, check_markets
 from tasks.data import median_abs_return
 from tasks.design import family_of
-from tasks.edge import cached_step
+from tasks.edge import cached_step, uncached_step
 from tasks.features import feature_frame
 from tasks.llm.budget import BudgetExhausted, BudgetLedger
 from tasks.llm.campaign import MarketView, brief_with_claude, critic_evidence, critique_with_claude
@@ -69,6 +70,7 @@ from tasks.sweep.report import data_uri
 from tasks.train import train_model
 
 campaign_market = cached_step(run_market, "campaign-market")
+campaign_export = uncached_step(export_candidate, "campaign-export")  # reads the data folder, writes files
 progress_log = logging.getLogger("stratlab.campaign")  # the CLI prints it; the run logs the state
 
 
@@ -439,11 +441,24 @@ class _Campaign:
             record.overfitting = self.luck(best, len(record.iterations), record.trials)
             record.holdout = self.holdout(best)
             record.verdict, record.rationale = verdict(best, record.overfitting, record.holdout, self.gates)
+        record.exports = self.export() if record.verdict == "promote_candidate" else None
         board = leaderboard(trials) if len(trials) else pd.DataFrame()
         write_text(self.folder, "leaderboard.csv", board.to_csv(index=False))
         png = trajectory_png(record.iterations, f"campaign {record.campaign_id}")
         atomic_write_bytes(self.folder / "trajectory.png", png)
         write_text(self.folder, "report.md", report_markdown(record, board, png_name="trajectory.png"))
+
+    def export(self) -> dict:
+        """The promoted candidate (``best_contract.yaml``) on every target, into ``exports/``. An error is
+        recorded in its place: the campaign's verdict stands, and `stratlab export` can try again."""
+        try:
+            exports = campaign_export(self.folder)
+        except Exception as exc:
+            exports = {"folder": str(self.folder / "exports"), "error": f"{type(exc).__name__}: {exc}"[:2000]}
+            progress_log.warning("export of the promoted candidate failed: %s", exports["error"])
+        else:
+            progress_log.info("promoted candidate exported to %s", exports["folder"])
+        return exports
 
     def best_contract(self, best: dict) -> tuple[Strategy, DevelopmentMarket]:
         contract = load_strategy(self.folder / "contracts" / f"iter_{int(best['iteration'])}.yaml")
@@ -639,6 +654,8 @@ def report_markdown(record: CampaignRecord, board: pd.DataFrame, png_name: str) 
             f"return {_fmt(h.get('total_return'))}, max drawdown {_fmt(h.get('max_drawdown'))}, "
             f"{_fmt(h.get('trades'))} trades.",
         ]
+    if record.exports:
+        lines += ["", *exports_markdown(record.exports)]
     lines += ["", "## Iterations", "", "| iteration | strategy | trials | best score |", "|---|---|---|---|"]
     for it in record.iterations:
         lines.append(
@@ -650,6 +667,27 @@ def report_markdown(record: CampaignRecord, board: pd.DataFrame, png_name: str) 
     lines += ["", "## State transitions", ""]
     lines += [f"- {t.at} {t.state} ({t.reason}, iteration {t.iteration})" for t in record.transitions]
     return "\n".join(lines) + "\n"
+
+
+def exports_markdown(exports: dict) -> list[str]:
+    """The report's section on the promoted candidate's exports."""
+    lines = ["## Exports", ""]
+    if exports.get("error"):
+        return lines + [
+            f"The export failed: {exports['error']}",
+            "",
+            "To try again, run `stratlab export best_contract.yaml --out exports` in this folder (with "
+            "`--model best_model.ckpt` for a neural candidate).",
+        ]
+    model = f", with its model `{exports['model_file']}`" if exports.get("model_file") else ""
+    lines += [f"`best_contract.yaml`{model}, in `exports/` (diagnostics in `exports/export.json`):", ""]
+    for name, result in exports["targets"].items():
+        lines.append(
+            f"- {name}: `exports/{result['file']}`"
+            if result["file"]
+            else f"- {name}: refused: {result['refused']}"
+        )
+    return lines
 
 
 def run_campaign(request: CampaignRequest, campaign_id: str | None = None) -> CampaignSummary:

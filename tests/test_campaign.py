@@ -158,7 +158,7 @@ def test_ctrl_c_pauses_a_campaign_and_resume_goes_on_without_redoing_finished_it
     assert [t["state"] for t in record["transitions"]].count("paused") == 1
 
 
-def test_a_neural_best_candidate_keeps_the_model_its_holdout_was_scored_with(lab, tmp_path):
+def test_a_neural_best_candidate_keeps_the_model_its_holdout_was_scored_with(lab, tmp_path, monkeypatch):
     import torch
     import yaml
 
@@ -185,3 +185,60 @@ def test_a_neural_best_candidate_keeps_the_model_its_holdout_was_scored_with(lab
     assert 0 <= meta["metrics"]["accuracy"] <= 1
     checkpoint = torch.load(folder / "best_model.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["state_dict"]  # the Lightning checkpoint, loadable without our code
+
+    from tasks.campaign.exports import export_candidate
+
+    monkeypatch.setenv("STRATLAB_DATA_DIR", str(lab / "data-neural"))
+    exports = export_candidate(folder)  # what the campaign runs when it promotes the candidate
+    assert exports["model_file"] == "best_model.ckpt"
+    assert exports["targets"]["pine"]["file"], exports  # the model inlined: no "needs its trained model"
+
+
+# The cheapest promotion: one iteration of 20 trials on a planted trend. Its deflated Sharpe (0.51) is
+# under the default gate of 0.95 (a handful of trials is little evidence), so the exports are tested with
+# that gate off; the default gate on the same market concludes "iterate", which exports nothing.
+CHEAP_PROMOTION = {"trials_per_iteration": 20, "stop": {"max_iterations": 1}, "gates": {"min_dsr": 0.0}}
+
+
+def test_a_promoted_candidate_is_exported_and_recorded(lab):
+    from strategy_contract import load_strategy
+    from tasks.export.files import TARGETS
+
+    summary = _campaign(lab, trend_bars(1, n=6000), "exported", **CHEAP_PROMOTION)
+    assert summary.verdict == "promote_candidate", summary
+    folder = lab / "reports/campaigns/exported"
+    contract = load_strategy(folder / "best_contract.yaml")
+    exports = json.loads((folder / "campaign.json").read_text())["exports"]
+    assert exports["folder"] == str(folder / "exports") and exports["strategy_id"] == contract.strategy_id
+    assert set(exports["targets"]) == set(TARGETS)
+    assert exports["targets"]["pine"] == {"file": f"{contract.strategy_id}.pine"}
+    assert (folder / "exports" / f"{contract.strategy_id}.pine").read_text().startswith("//@version=6")
+    for result in exports["targets"].values():
+        assert (folder / "exports" / result["file"]).is_file(), result
+    written = json.loads((folder / "exports/export.json").read_text())
+    assert written["strategy_id"] == contract.strategy_id
+    report = (folder / "report.md").read_text()
+    assert "## Exports" in report and f"`exports/{contract.strategy_id}.pine`" in report
+
+
+def test_a_failed_export_is_recorded_and_the_campaign_still_completes(lab):
+    """The same campaign under another id (its iteration is read from the step cache), with a file
+    where the exports folder would go: writing the exports fails, the verdict stands."""
+    folder = lab / "reports/campaigns/blocked"
+    folder.mkdir(parents=True)
+    (folder / "exports").write_text("in the way")
+    summary = _campaign(lab, trend_bars(1, n=6000), "blocked", **CHEAP_PROMOTION)
+    assert summary.state == "completed" and summary.verdict == "promote_candidate", summary
+    record = json.loads((folder / "campaign.json").read_text())
+    assert record["exports"]["error"] and record["exports"]["folder"] == str(folder / "exports")
+    assert record["error"] is None
+    assert "The export failed: " + record["exports"]["error"] in (folder / "report.md").read_text()
+
+
+def test_a_campaign_that_is_not_promoted_exports_nothing(lab):
+    request = {**CHEAP_PROMOTION, "gates": {}}  # the default deflated-Sharpe gate
+    summary = _campaign(lab, trend_bars(1, n=6000), "kept", **request)
+    assert summary.verdict != "promote_candidate", summary
+    folder = lab / "reports/campaigns/kept"
+    assert json.loads((folder / "campaign.json").read_text())["exports"] is None
+    assert not (folder / "exports").exists() and "## Exports" not in (folder / "report.md").read_text()

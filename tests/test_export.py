@@ -146,10 +146,8 @@ def test_exports_are_deterministic_and_hostile_text_stays_in_a_comment(parsed):
 
 def test_a_neuro_fuzzy_strategy_is_refused_naming_the_field():
     nf = yaml.safe_load((STRATEGIES / "fuzzy_momentum_mlp.yaml").read_text())
-    with pytest.raises(
-        ExportRefused, match="model: neuro-fuzzy strategies are not exported to Pine yet"
-    ) as err:
-        export_pine(parse_strategy(nf, "nf"))
+    with pytest.raises(ExportRefused, match=r"model: .*needs its trained model \(a checkpoint") as err:
+        export_pine(parse_strategy(nf, "nf"))  # without model=inline_model(strategy, checkpoint)
     assert [d.field for d in err.value.diagnostics] == ["model"]
 
 

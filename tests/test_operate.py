@@ -152,6 +152,32 @@ def test_the_sweep_deployment_runs_on_the_worker_with_a_typed_form(stack):
     assert any(a.key and a.key.endswith("-leaderboard") and a.flow_run_id == run.id for a in artifacts)
 
 
+def test_the_export_deployment_runs_on_the_worker_with_a_typed_form(stack, tmp_path):
+    from prefect.deployments import run_deployment
+
+    from tasks.export.files import TARGETS
+
+    with stack.client() as c:
+        deployment = c.read_deployment_by_name("export_strategy/export-strategy")
+        fields = deployment.parameter_openapi_schema["properties"]
+        assert {"strategy", "target", "parity", "model_file", "out"} <= set(fields)
+        assert fields["target"]["enum"] == [*TARGETS, "all"] and fields["target"]["default"] == "all"
+        assert all(field.get("description") for field in fields.values())  # the UI's form explains each
+        run = run_deployment(
+            "export_strategy/export-strategy",
+            parameters={"strategy": str(STRATEGIES / "ema_cross_atr.yaml"), "out": str(tmp_path)},
+            timeout=0,
+        )
+    final = stack.wait_final(str(run.id), timeout=300)
+    assert final.state.name == "Completed", final.state.message
+    assert str(tmp_path) in final.state.message  # where the files are
+    summary = json.loads((tmp_path / "export.json").read_text())
+    assert all((tmp_path / summary["targets"][t]["file"]).is_file() for t in TARGETS)
+    with stack.client() as c:
+        artifacts = c.read_artifacts()
+    assert any(a.key == "export-ema-cross-atr" and a.flow_run_id == run.id for a in artifacts)
+
+
 def test_second_trigger_is_refused_and_never_runs_alongside(stack):
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings

@@ -76,6 +76,11 @@ class CampaignRecord(BaseModel):
     best: dict | None = None
     holdout: dict | None = None
     overfitting: dict | None = None
+    exports: dict | None = Field(
+        None,
+        description="A promoted candidate's exports: folder, and per target its file or its refusal "
+        "(or the error that stopped the export).",
+    )
     costs: dict = Field(default_factory=lambda: {"usd": 0.0, "llm_calls": 0})
     provenance: dict = Field(default_factory=dict)
     error: str | None = None

@@ -3,7 +3,9 @@ escaping that keeps contract text out of the code, and a symbol's price tick."""
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel
@@ -74,6 +76,18 @@ def number(value: float) -> str:
     text = repr(float(value))
     if "e" in text or "E" in text:
         text = f"{float(value):.12f}".rstrip("0")
+    return text if "." in text else f"{text}.0"
+
+
+def exact_number(value: float) -> str:
+    """A float literal that reads back as exactly ``value`` (a weight, a membership point): Python's
+    shortest round-trip digits, written without an exponent, which some targets' lexers lack."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{value} has no literal")
+    text = repr(value)
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
     return text if "." in text else f"{text}.0"
 
 

@@ -46,8 +46,7 @@ def load_model(strategy: Strategy, model_file: Path | None):
 
 def export_one(target: str, strategy: Strategy, reference_price: float, model) -> Export:
     if target == "pine":
-        extra = {"model": model} if model is not None else {}  # TODO(neural): always pass once Pine takes it
-        return export_pine(strategy, reference_price=reference_price, **extra)
+        return export_pine(strategy, reference_price=reference_price, model=model)
     return export_ctrader(strategy, model=model)
 
 
@@ -85,8 +84,13 @@ def export_all(
         if parity:
             from tasks.export.parity import ctrader_parity, pine_parity
 
-            check = pine_parity if target == "pine" else ctrader_parity
-            entry["parity"] = check(strategy, bars, out / ".parity" / target).model_dump()
+            folder = out / ".parity" / target
+            if target == "pine":
+                checkpoint = Path(model_file).read_bytes() if model is not None else None
+                result = pine_parity(strategy, bars, folder, checkpoint=checkpoint)
+            else:
+                result = ctrader_parity(strategy, bars, folder)
+            entry["parity"] = result.model_dump()
         summary["targets"][target] = entry
     atomic_write_json(out / "export.json", summary)
     return summary

@@ -1,7 +1,11 @@
 """Parity of an export with the engine: both run the same contract on the same bars, and their closed
 trades are lined up (``tasks/export/pyne.py``). Slippage is set to 0 on both sides for the comparison:
 Pine counts it in whole ticks, the engine as a fraction of the price, so with it prices could not agree
-to the tick (the export's diagnostics say how its slippage was converted)."""
+to the tick (the export's diagnostics say how its slippage was converted).
+
+A neuro-fuzzy strategy needs its trained checkpoint: the engine trades on the network's own outputs
+(``tasks.export.model.engine_outputs``, joined to the feature frame as ``model.*`` as the research cycle
+does), and the export gets the same weights inlined (``inline_model``)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from strategy_contract.models import Strategy
 from tasks.backtest.metrics import trade_list
 from tasks.backtest.portfolio import simulate
 from tasks.export.common import tick_size
+from tasks.export.model import engine_outputs, inline_model
 from tasks.export.pine import export_pine
 from tasks.export.pyne import Parity, compare_trades, run_pine
 from tasks.features import feature_frame
@@ -24,9 +29,21 @@ def without_slippage(strategy: Strategy) -> Strategy:
     )
 
 
-def engine_trades(strategy: Strategy, bars: pd.DataFrame) -> pd.DataFrame:
-    """The engine's closed trades of ``strategy`` over all of ``bars``."""
-    sim = simulate(strategy, bars, feature_frame(bars, strategy), 0, len(bars))
+def engine_trades(
+    strategy: Strategy, bars: pd.DataFrame, model_outputs: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The engine's closed trades of ``strategy`` over all of ``bars``. A strategy with a model needs
+    ``model_outputs`` (prob_down, prob_flat, prob_up, signal per bar: ``engine_outputs`` or the training
+    outcome's predictions), which its rules read as ``model.*``."""
+    frame = feature_frame(bars, strategy)
+    if strategy.has_model:
+        if model_outputs is None:
+            raise ValueError(
+                "model: the engine's trades of a neuro-fuzzy strategy need its model's outputs "
+                "(tasks.export.model.engine_outputs of the trained checkpoint)"
+            )
+        frame = frame.join(model_outputs.add_prefix("model."))
+    sim = simulate(strategy, bars, frame, 0, len(bars))
     rows = [
         {
             "entry_time": pd.Timestamp(t.entry_time),
@@ -44,13 +61,21 @@ def engine_trades(strategy: Strategy, bars: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def pine_parity(strategy: Strategy, bars: pd.DataFrame, folder: Path) -> Parity:
-    """Run the engine and the Pine export (through PyneCore) on ``bars`` and compare their trades."""
+def pine_parity(
+    strategy: Strategy, bars: pd.DataFrame, folder: Path, checkpoint: bytes | None = None
+) -> Parity:
+    """Run the engine and the Pine export (through PyneCore) on ``bars`` and compare their trades.
+    ``checkpoint`` (the trained Lightning checkpoint) is needed for a strategy with a model: the engine
+    trades on its outputs and the export inlines its weights."""
     plain = without_slippage(strategy)
-    script = export_pine(plain).text
+    model = outputs = None
+    if checkpoint is not None and plain.has_model:
+        model = inline_model(plain, checkpoint)
+        outputs = engine_outputs(plain, checkpoint, feature_frame(bars, plain))
+    script = export_pine(plain, model=model).text
     tick = tick_size(strategy.symbol)
     return compare_trades(
-        engine_trades(plain, bars), run_pine(script, bars, strategy.symbol, tick, folder), tick
+        engine_trades(plain, bars, outputs), run_pine(script, bars, strategy.symbol, tick, folder), tick
     )
 
 

@@ -17,6 +17,17 @@ How the engine's semantics map to Pine (each difference that remains is a diagno
   number of ticks, so the fraction becomes ticks at a reference price (an approximation).
 - Sizing: percent of equity; margin 0 so that TradingView never simulates a margin call (Pine v6's
   default of 100% margin would).
+- Fuzzy memberships (``fuzzy.<source>.<set>``) are Pine variables computed by two small functions,
+  ``fuzzyTrapezoid`` (a triangle is a trapezoid with one top point) and ``fuzzyGaussian``, with the
+  contract's definition: a vertical side is a step, and a degree is na while its source is.
+- A model (``model.prob_up`` / ``prob_flat`` / ``prob_down`` / ``signal``) needs the trained checkpoint,
+  inlined (``tasks/export/model.py``): the lagged inputs are the memberships through Pine's history
+  operator, and the network is unrolled, one line per unit (bias + weight * input ..., then ReLU), with
+  the float32 weights written so they read back exactly; softmax gives the probabilities and ``signal``
+  is the first most probable class, as in ``tasks.train.predict``. The outputs are na until every input
+  is defined, and are plotted to the data window (PyneCore writes them to its plot file, which is how
+  ``tests/test_export_neural.py`` checks them against the engine). The script computes in float64 where
+  the engine uses float32: a diagnostic says so.
 """
 
 from __future__ import annotations
@@ -25,11 +36,22 @@ import hashlib
 import json
 
 from strategy_contract.catalog import CATALOG
-from strategy_contract.models import AllOf, ATRStop, Condition, PercentStop, Rule, Strategy
+from strategy_contract.models import (
+    AllOf,
+    ATRStop,
+    Condition,
+    Gaussian,
+    PercentStop,
+    Rule,
+    Strategy,
+    Trapezoidal,
+    Triangular,
+)
 from tasks.export.common import (
     Diagnostic,
     Export,
     ExportRefused,
+    exact_number,
     fixed_param,
     identifier,
     number,
@@ -37,16 +59,22 @@ from tasks.export.common import (
     string_literal,
     tick_size,
 )
+from tasks.export.model import InlinedModel, fuzzy_inputs
+from tasks.features import CLASS_NAMES
 
 TARGET = "pine"
 PRICE = {"open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
 CROSS = {"crosses_above": "ta.crossover", "crosses_below": "ta.crossunder"}
 
 
-def export_pine(strategy: Strategy, reference_price: float | None = None) -> Export:
+def export_pine(
+    strategy: Strategy, reference_price: float | None = None, model: InlinedModel | None = None
+) -> Export:
     """The Pine v6 script of ``strategy``. ``reference_price`` (a recent close) converts the slippage
-    fraction to ticks; without it the script has no slippage, and a diagnostic says so."""
-    writer = _PineWriter(strategy, reference_price)
+    fraction to ticks; without it the script has no slippage, and a diagnostic says so. ``model`` is the
+    trained model of a neuro-fuzzy strategy (``tasks.export.model.inline_model`` of its checkpoint),
+    whose weights the script inlines; a strategy with a model is refused without it."""
+    writer = _PineWriter(strategy, reference_price, model)
     text = writer.script()
     return Export(
         target=TARGET, filename=f"{strategy.strategy_id}.pine", text=text, diagnostics=writer.diagnostics
@@ -54,25 +82,50 @@ def export_pine(strategy: Strategy, reference_price: float | None = None) -> Exp
 
 
 class _PineWriter:
-    def __init__(self, strategy: Strategy, reference_price: float | None):
+    def __init__(self, strategy: Strategy, reference_price: float | None, model: InlinedModel | None):
         self.s = strategy
         self.reference_price = reference_price
+        self.model = model
         self.tick = tick_size(strategy.symbol)
         self.diagnostics: list[Diagnostic] = []
+        self.fuzzy_vars = _fuzzy_names(strategy)
         self.refuse_unsupported()
 
     def note(self, field: str, message: str, severity: str = "approximation") -> None:
         self.diagnostics.append(Diagnostic(target=TARGET, field=field, severity=severity, message=message))
 
+    def refuse(self, field: str, message: str) -> None:
+        self.note(field, message, "refused")
+        raise ExportRefused(TARGET, self.diagnostics)
+
     def refuse_unsupported(self) -> None:
-        if self.s.has_model or self.s.fuzzy_sets:
-            self.note(
-                "model" if self.s.has_model else "fuzzy_sets",
-                "neuro-fuzzy strategies are not exported to Pine yet (fuzzy memberships and MLP weights "
-                "would have to be inlined)",
-                "refused",
+        """A model needs its trained weights, and they must be this contract's model."""
+        if self.s.has_model and self.model is None:
+            self.refuse(
+                "model",
+                "a neuro-fuzzy strategy needs its trained model (a checkpoint, model.ckpt) to inline the MLP's "
+                "weights; pass model=inline_model(strategy, checkpoint) (tasks/export/model.py)",
             )
-            raise ExportRefused(TARGET, self.diagnostics)
+        if self.model is None:
+            return
+        if not self.s.has_model:
+            self.refuse("model", "this strategy has no model; the inlined model belongs to another contract")
+        if (
+            self.model.inputs != fuzzy_inputs(self.s)
+            or self.model.lookback != self.s.model.lookback
+            or self.model.classes != list(CLASS_NAMES)
+        ):
+            self.refuse(
+                "model",
+                "the inlined model's inputs (fuzzy sets and lookback) or classes are not this contract's; "
+                "inline the checkpoint trained for this contract",
+            )
+        self.note(
+            "model",
+            "the script computes the MLP in float64, the engine in float32: probabilities agree to about "
+            "1e-7, so a rule could decide differently on a bar where a probability is that close to its "
+            "threshold",
+        )
 
     # --- the script ------------------------------------------------------------------------------
 
@@ -91,6 +144,8 @@ class _PineWriter:
             "",
             "// Indicators",
             *self.indicators(),
+            *self.memberships(),
+            *self.network(),
             "",
             "// Rules, at the bar's close; orders fill at the next bar's open",
             f"entrySignal = {self.rules(self.s.entry_rules, 'and')}",
@@ -188,9 +243,13 @@ class _PineWriter:
             return number(ref)
         if ref in PRICE:
             return PRICE[ref]
+        if ref in self.fuzzy_vars:
+            return self.fuzzy_vars[ref]
+        if ref.startswith("model.") and self.model is not None:
+            return f"model_{identifier(ref.removeprefix('model.'))}"
         head, _, output = ref.partition(".")
         ind = self.s.indicator(head)
-        if ind is None:  # fuzzy.* and model.* were refused before; the contract validated the rest
+        if ind is None:  # the contract validated its references
             raise ExportRefused(
                 TARGET,
                 [
@@ -204,6 +263,111 @@ class _PineWriter:
             if outputs == ("value",)
             else f"i_{identifier(ind.id)}_{output or outputs[0]}"
         )
+
+    # --- fuzzy memberships and the model --------------------------------------------------------------
+
+    def memberships(self) -> list[str]:
+        """Each fuzzy set's degree (0-1, na while its source is na), as ``strategy_contract.models``
+        defines it: a step where a side is vertical (b == a, d == c), a ramp otherwise."""
+        if not self.s.fuzzy_sets:
+            return []
+        shapes = {type(fn) for sets in self.s.fuzzy_sets.values() for fn in sets.values()}
+        out = ["", "// Fuzzy memberships (0-1; na while the source is na)"]
+        if shapes & {Triangular, Trapezoidal}:
+            out += [
+                "fuzzyTrapezoid(float x, float a, float b, float c, float d) =>",
+                "    float up = b > a ? (x - a) / (b - a) : x >= a ? 1.0 : 0.0",
+                "    float down = d > c ? (d - x) / (d - c) : x <= d ? 1.0 : 0.0",
+                "    na(x) ? na : math.max(0.0, math.min(up, 1.0, down))",
+            ]
+        if Gaussian in shapes:
+            out += [
+                "fuzzyGaussian(float x, float mean, float sigma) =>",
+                "    float z = (x - mean) / sigma",
+                "    na(x) ? na : math.exp(-0.5 * (z * z))",
+            ]
+        for i in fuzzy_inputs(self.s):
+            x, fn = self.ref(i.source), i.membership
+            match fn:
+                case Triangular(points=(a, b, c)):
+                    args = [a, b, b, c]  # a triangle is a trapezoid with one top point
+                case Trapezoidal():
+                    args = list(fn.points)
+                case Gaussian():
+                    args = [fn.mean, fn.sigma]
+            call = "fuzzyGaussian" if isinstance(fn, Gaussian) else "fuzzyTrapezoid"
+            numbers = ", ".join(exact_number(v) for v in args)
+            out.append(
+                f"{self.fuzzy_vars[i.reference]} = {call}({x}, {numbers})  // {i.reference}, {fn.shape}"
+            )
+        return out
+
+    def network(self) -> list[str]:
+        """The MLP with its weights inlined, one line per unit (bias, then weight x input), so the numbers
+        stay next to what they multiply and no array or loop is needed."""
+        m = self.model
+        if m is None:
+            return []
+        sizes = [len(m.layers[0].weights[0]), *[len(layer.biases) for layer in m.layers]]
+        out = [
+            "",
+            f"// Model: MLP {' -> '.join(map(str, sizes))}, {m.hidden_activation} between layers, softmax over "
+            f"{'/'.join(m.classes)}",
+            f"// Weights of the checkpoint with sha256 {m.checkpoint_sha256}, float32 values written exactly",
+            f"// Inputs: the memberships at t ... t-{m.lookback - 1} (Pine's history operator)"
+            if m.lookback > 1
+            else "// Inputs: the memberships at t",
+        ]
+        names = []
+        for lag in range(m.lookback):
+            for i in m.inputs:
+                name = f"x{len(names)}"
+                names.append(name)
+                history = f"[{lag}]" if lag else ""
+                out.append(f"{name} = {self.fuzzy_vars[i.reference]}{history}  // {i.reference}@t-{lag}")
+        ready = [f"not na({n})" for n in names]
+        per_lag = len(m.inputs)
+        out.append(  # continuation lines indented 2 (not a multiple of 4)
+            "modelReady = "
+            + "\n  and ".join(" and ".join(ready[i : i + per_lag]) for i in range(0, len(ready), per_lag))
+        )
+        outputs = [f"model_{name}" for name in ("prob_down", "prob_flat", "prob_up", "signal")]
+        out += [f"float {name} = na" for name in outputs]
+        out.append("if modelReady")
+        for index, layer in enumerate(m.layers, start=1):
+            last = index == len(m.layers)
+            units = (
+                [f"logit_{c}" for c in m.classes]
+                if last
+                else [f"h{index}_{j}" for j in range(len(layer.biases))]
+            )
+            out.append(
+                "    // output layer: a logit per class"
+                if last
+                else f"    // hidden layer {index}: {len(units)} units, {m.hidden_activation}"
+            )
+            per_line = len(m.inputs) if index == 1 else 8  # the first layer: one line of inputs per lag
+            for unit, row, bias in zip(units, layer.weights, layer.biases, strict=True):
+                total = _weighted_sum(bias, row, names, per_line)
+                out.append(f"    {unit} = {total}" if last else f"    {unit} = math.max(0.0, {total})")
+            names = units
+        logits = [f"logit_{c}" for c in m.classes]
+        out += [
+            "    // softmax",
+            f"    float top = math.max({', '.join(logits)})",
+            *[f"    float e_{c} = math.exp(logit_{c} - top)" for c in m.classes],
+            f"    float total = {' + '.join(f'e_{c}' for c in m.classes)}",
+            *[f"    model_prob_{c} := e_{c} / total" for c in m.classes],
+            "    // the first most probable class (argmax): +1 up, -1 down, 0 flat",
+            "    model_signal := model_prob_down >= model_prob_flat and model_prob_down >= model_prob_up ? -1.0 : "
+            "model_prob_flat >= model_prob_up ? 0.0 : 1.0",
+            "// The model's outputs, in the data window (and in PyneCore's plot file)",
+            *[
+                f'plot({name}, "model.{name.removeprefix("model_")}", display = display.data_window)'
+                for name in outputs
+            ],
+        ]
+        return out
 
     def rules(self, rules: list[Rule], joiner: str) -> str:
         parts = [self.rule(r) for r in rules]
@@ -264,6 +428,28 @@ class _PineWriter:
                 f'        strategy.exit("stops", "entry", {", ".join(brackets)})',
             ]
         return ["", "// Orders", *ticks, *out]
+
+
+def _fuzzy_names(strategy: Strategy) -> dict[str, str]:
+    """``fuzzy.<source>.<set>`` -> a unique Pine variable name (``fz_macd_1_hist__negative``)."""
+    names: dict[str, str] = {}
+    for i in fuzzy_inputs(strategy):
+        name = f"fz_{identifier(i.source)}__{identifier(i.name)}"
+        while name in names.values():
+            name += "_"
+        names[i.reference] = name
+    return names
+
+
+def _weighted_sum(bias: float, weights: list[float], inputs: list[str], per_line: int) -> str:
+    """``bias + w0 * x0 - w1 * x1 ...`` with every number exact (a negative weight as a subtraction),
+    ``per_line`` terms on each continuation line (indented 6: not a multiple of 4, as Pine wants)."""
+    terms = []
+    for w, x in zip(weights, inputs, strict=True):
+        text = exact_number(w)
+        terms.append(f"- {text[1:]} * {x}" if text.startswith("-") else f"+ {text} * {x}")
+    lines = [" ".join(terms[i : i + per_line]) for i in range(0, len(terms), per_line)]
+    return "".join([exact_number(bias), *(f"\n      {line}" for line in lines)])
 
 
 def contract_hash(strategy: Strategy) -> str:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import overload
 
 import pandas as pd
 from pydantic import BaseModel
@@ -67,9 +69,30 @@ def parse_pines(texts: list[str]) -> list[str | None]:
     return json.loads(out)
 
 
-def run_pine(text: str, bars: pd.DataFrame, symbol: str, tick: float, folder: Path) -> pd.DataFrame:
+@overload
+def run_pine(text: str, bars: pd.DataFrame, symbol: str, tick: float, folder: Path) -> pd.DataFrame: ...
+
+
+@overload
+def run_pine(
+    text: str, bars: pd.DataFrame, symbol: str, tick: float, folder: Path, outputs: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]: ...
+
+
+def run_pine(
+    text: str,
+    bars: pd.DataFrame,
+    symbol: str,
+    tick: float,
+    folder: Path,
+    outputs: Sequence[str] | None = None,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Transpile and run the script on ``bars``; return its closed trades (one row each: entry and exit
-    time, direction, prices, contracts, profit), as TradingView's list of trades gives them."""
+    time, direction, prices, contracts, profit), as TradingView's list of trades gives them.
+
+    With ``outputs`` (titles of the script's ``plot`` calls, e.g. ``model.prob_up``), return the trades
+    and the plotted values: one column per title, one row per bar of ``bars`` (NaN where the script
+    plotted ``na``), read from the CSV that ``pyne run --plot`` writes."""
     tools = pine_bin()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "strategy.pine").write_text(text, encoding="utf-8")
@@ -83,6 +106,7 @@ def run_pine(text: str, bars: pd.DataFrame, symbol: str, tick: float, folder: Pa
     _run([*pyne, "data", "convert-from", str(csv), "-s", symbol, "-p", "stratlab"], "pyne data", stdin="y\n")
     _set_symbol(csv.with_suffix(".toml"), tick)
     trades = folder / "trades.csv"
+    plots = folder / "plots.csv"
     _run(
         [
             *pyne,
@@ -91,13 +115,34 @@ def run_pine(text: str, bars: pd.DataFrame, symbol: str, tick: float, folder: Pa
             str(csv.with_suffix(".ohlcv")),
             "--trade",
             str(trades),
-            "--no-plot",
+            *(["--no-plot"] if outputs is None else ["--plot", str(plots)]),
         ],
         "pyne run",
         cwd=folder,
         stdin="y\n",
     )
-    return _closed_trades(pd.read_csv(trades))
+    closed = _closed_trades(pd.read_csv(trades))
+    if outputs is None:
+        return closed
+    return closed, _plotted(plots, list(outputs), bars.index)
+
+
+def _plotted(path: Path, titles: list[str], index: pd.Index) -> pd.DataFrame:
+    """The plotted series named ``titles``, one row per bar: PyneCore writes a row per bar with the time,
+    OHLCV and a column per ``plot`` title."""
+    rows = pd.read_csv(path)
+    missing = [t for t in titles if t not in rows.columns]
+    if missing:
+        raise PineToolError(f"pyne run plotted no {missing} (plotted: {list(rows.columns[6:])})")
+    if len(rows) != len(index):
+        raise PineToolError(f"pyne run plotted {len(rows)} bars of {len(index)}")
+    if isinstance(index, pd.DatetimeIndex):
+        expected = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+        if not (pd.DatetimeIndex(pd.to_datetime(rows["time"], utc=True)) == expected).all():
+            raise PineToolError("pyne run plotted bars at other times than the input bars")
+    return pd.DataFrame(
+        {t: pd.to_numeric(rows[t], errors="coerce").to_numpy(dtype=float) for t in titles}, index=index
+    )
 
 
 def _set_symbol(toml: Path, tick: float) -> None:
