@@ -370,6 +370,12 @@ def files_of(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+def campaign_state(folder: Path) -> str | None:
+    """The state in campaign.json (written atomically), None before it exists."""
+    path = folder / "campaign.json"
+    return json.loads(path.read_text())["state"] if path.is_file() else None
+
+
 def flow_processes(stack: Stack) -> list:
     import psutil
 
@@ -408,8 +414,10 @@ def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_
         "suspended",
         180,
     )
-    # the flow's process stops when iteration 2's task returns, and the worker reaps it
-    wait_for(lambda: not flow_processes(stack), "the flow's process ends", 240)
+    # the flow's process stops when iteration 2's task returns, records where it stopped, and ends
+    wait_for(lambda: campaign_state(folder) == "paused", "the campaign records its pause", 240)
+    time.sleep(5)  # the worker reaps the flow's process
+    assert not flow_processes(stack)
     record = json.loads((folder / "campaign.json").read_text())
     assert record["state"] == "paused" and record["transitions"][-1]["reason"] == "suspended"
     assert len(record["iterations"]) == 1  # iteration 1 finished; iteration 2 stopped at its task's end
@@ -498,7 +506,7 @@ def test_a_suspension_that_expired_is_failed_and_resume_still_continues(stack):
     assert failed.state.name == "Failed"  # Prefect's own verdict on an expired suspension
     # The run can expire while iteration 2's task still computes: its process stops at the next task
     # boundary and records where it stopped.
-    wait_for(lambda: not flow_processes(stack), "the flow's process ends", 240)
+    wait_for(lambda: campaign_state(folder) == "paused", "the campaign records its pause", 240)
     record = json.loads((folder / "campaign.json").read_text())
     assert record["state"] == "paused" and len(record["iterations"]) == 1, record["state"]
     before = files_of(folder)
