@@ -3,6 +3,8 @@ escaping that keeps contract text out of the code, and a symbol's price tick."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from decimal import Decimal
@@ -31,6 +33,60 @@ class ExportRefused(ValueError):
         self.target, self.diagnostics = target, diagnostics
         reasons = "; ".join(f"{d.field}: {d.message}" for d in diagnostics if d.severity == "refused")
         super().__init__(f"{target}: cannot export ({reasons})")
+
+
+class TargetWriter:
+    """What every target's writer shares: the diagnostics it collects, refusing with them, and the check
+    that an inlined model belongs to the contract it is exported with."""
+
+    target: str  # set by each writer: "pine", "ctrader"
+
+    def __init__(self, strategy, model):
+        self.s = strategy
+        self.model = model  # an InlinedModel (tasks/export/model.py) or None
+        self.diagnostics: list[Diagnostic] = []
+
+    def note(self, field: str, message: str, severity: Severity = "approximation") -> None:
+        self.diagnostics.append(
+            Diagnostic(target=self.target, field=field, severity=severity, message=message)
+        )
+
+    def refuse(self, field: str, message: str) -> None:
+        """Add the reason and stop: raises ExportRefused with every diagnostic so far."""
+        self.note(field, message, "refused")
+        raise ExportRefused(self.target, self.diagnostics)
+
+    def check_model(self) -> None:
+        """A neuro-fuzzy strategy needs its trained weights, and they must be this contract's model."""
+        from tasks.export.model import fuzzy_inputs
+        from tasks.features import CLASS_NAMES
+
+        if self.s.has_model and self.model is None:
+            self.refuse(
+                "model",
+                "a neuro-fuzzy strategy needs its trained model (a checkpoint, model.ckpt: --model FILE) to "
+                "inline the MLP's weights; pass model=inline_model(strategy, checkpoint) (tasks/export/model.py)",
+            )
+        if self.model is None:
+            return
+        if not self.s.has_model:
+            self.refuse("model", "this strategy has no model; the inlined model belongs to another contract")
+        if (
+            self.model.inputs != fuzzy_inputs(self.s)
+            or self.model.lookback != self.s.model.lookback
+            or self.model.classes != list(CLASS_NAMES)
+        ):
+            self.refuse(
+                "model",
+                "the inlined model's inputs (fuzzy sets and lookback) or classes are not this contract's; "
+                "inline the checkpoint trained for this contract",
+            )
+        self.note(
+            "model",
+            "the export computes the MLP in float64, the engine in float32: probabilities agree to about "
+            "1e-7, so a rule could decide differently on a bar where a probability is that close to its "
+            "threshold",
+        )
 
 
 class Export(BaseModel):
@@ -99,3 +155,9 @@ def fixed_param(strategy, indicator_id: str, name: str) -> str:
     spec = CATALOG[ind.type].params[name]
     value = ind.params.get(name, spec.default)
     return str(int(value)) if spec.type is int else number(value)
+
+
+def contract_hash(strategy) -> str:
+    """sha256 of the contract's canonical JSON: which contract a file was exported from."""
+    data = json.dumps(strategy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(data.encode()).hexdigest()

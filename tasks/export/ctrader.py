@@ -14,7 +14,15 @@ How the engine's semantics map to cTrader (each difference that remains is a dia
 - The label (the strategy_id) tells this cBot's position from others on the account.
 - Costs: commission and slippage are the broker's in cTrader, not the cBot's; diagnostics give the
   contract's values to enter in the backtester.
-- Neuro-fuzzy strategies: the memberships and the MLP (weights inlined as arrays) run in the file.
+- Fuzzy memberships (``fuzzy.<source>.<set>``) are public properties (``FuzzyRsi14Oversold``) computed
+  by ``FuzzyTrapezoid`` / ``FuzzyGaussian`` with the contract's definition: a vertical side is a step, a
+  degree is NaN while its source is.
+- A model (``model.prob_up`` / ...) needs the trained checkpoint, inlined (``tasks/export/model.py``): the
+  weights are ``static readonly`` arrays, written so the float32 values read back exactly; the input
+  vector keeps the memberships of the last ``lookback`` bars (newest first), and ``Dense`` (ReLU between
+  layers) and a softmax give ``ModelProbDown`` / ``ModelProbFlat`` / ``ModelProbUp`` / ``ModelSignal``,
+  NaN until every input is defined. These are public properties, which is how the stand-in's runner
+  records them bar by bar for ``tests/test_export_neural.py``.
 """
 
 from __future__ import annotations
@@ -22,11 +30,22 @@ from __future__ import annotations
 import re
 
 from strategy_contract.catalog import CATALOG
-from strategy_contract.models import AllOf, ATRStop, Condition, PercentStop, Rule, Strategy
+from strategy_contract.models import (
+    AllOf,
+    ATRStop,
+    Condition,
+    Gaussian,
+    PercentStop,
+    Rule,
+    Strategy,
+    Trapezoidal,
+    Triangular,
+)
 from tasks.export.common import (
-    Diagnostic,
     Export,
-    ExportRefused,
+    TargetWriter,
+    contract_hash,
+    exact_number,
     fixed_param,
     identifier,
     number,
@@ -34,7 +53,7 @@ from tasks.export.common import (
     string_literal,
 )
 from tasks.export.csharp_indicators import CLASSES, NEEDS
-from tasks.export.pine import contract_hash
+from tasks.export.model import InlinedModel, fuzzy_inputs
 
 TARGET = "ctrader"
 PRICE = ("open", "high", "low", "close", "volume")
@@ -57,8 +76,9 @@ CROSSES = [
 ]
 
 
-def export_ctrader(strategy: Strategy, model=None) -> Export:
-    """The cBot of ``strategy``. ``model`` (an ``InlinedModel``) is required for a neuro-fuzzy strategy."""
+def export_ctrader(strategy: Strategy, model: InlinedModel | None = None) -> Export:
+    """The cBot of ``strategy``. ``model`` (``tasks.export.model.inline_model`` of the trained checkpoint)
+    is required for a neuro-fuzzy strategy, whose weights the file inlines."""
     writer = _CSharpWriter(strategy, model)
     text = writer.source()
     return Export(
@@ -76,26 +96,33 @@ def pascal(key: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", key) if part)
 
 
-class _CSharpWriter:
-    def __init__(self, strategy: Strategy, model):
-        self.s = strategy
-        self.model = model
-        self.diagnostics: list[Diagnostic] = []
-        self.fields: list[str] = []  # reference values at the closed bar (and the one before, for crosses)
-        self.refuse_unsupported()
+def fuzzy_properties(strategy: Strategy) -> dict[str, str]:
+    """``fuzzy.<source>.<set>`` -> its property in the cBot (``fuzzy.macd_1.hist.negative`` ->
+    ``FuzzyMacd1HistNegative``), unique."""
+    names: dict[str, str] = {}
+    for i in fuzzy_inputs(strategy):
+        name = "Fuzzy" + pascal(f"{i.source}_{i.name}")
+        while name in names.values():
+            name += "_"
+        names[i.reference] = name
+    return names
 
-    def note(self, field: str, message: str, severity: str = "approximation") -> None:
-        self.diagnostics.append(Diagnostic(target=TARGET, field=field, severity=severity, message=message))
 
-    def refuse(self, field: str, message: str) -> None:
-        self.note(field, message, "refused")
-        raise ExportRefused(TARGET, self.diagnostics)
+MODEL_PROPERTIES = {  # model.<output> -> its property in the cBot
+    "model.prob_down": "ModelProbDown",
+    "model.prob_flat": "ModelProbFlat",
+    "model.prob_up": "ModelProbUp",
+    "model.signal": "ModelSignal",
+}
 
-    def refuse_unsupported(self) -> None:
-        if self.s.has_model and self.model is None:
-            self.refuse(
-                "model", "a neuro-fuzzy strategy needs its trained model (a checkpoint: --model FILE)"
-            )
+
+class _CSharpWriter(TargetWriter):
+    target = TARGET
+
+    def __init__(self, strategy: Strategy, model: InlinedModel | None):
+        super().__init__(strategy, model)
+        self.fuzzy = fuzzy_properties(strategy)
+        self.check_model()
 
     # --- the file ----------------------------------------------------------------------------------
 
@@ -108,6 +135,8 @@ class _CSharpWriter:
             "// fraction of equity per trade",
             "",
             *self.indicator_fields(),
+            *self.fuzzy_fields(),
+            *self.model_fields(),
             "private int _next;  // the first bar not read yet",
             "",
             *self.on_start(),
@@ -119,6 +148,8 @@ class _CSharpWriter:
             *self.enter(),
             *self.model_code(),
             *CROSSES,
+            *self.fuzzy_functions(),
+            *self.weights(),
             *self.helper_classes(),
         ]
         body = [f"{INDENT}{line}" if line else "" for line in members]
@@ -435,18 +466,175 @@ class _CSharpWriter:
     # --- neuro-fuzzy ------------------------------------------------------------------------------------
 
     def fuzzy_expression(self, ref: str) -> str:
-        self.refuse(ref, "fuzzy memberships are not exported to C# yet")
-        return ""
+        return self.fuzzy[ref]
 
     def model_expression(self, ref: str) -> str:
-        self.refuse(ref, "model outputs are not exported to C# yet")
-        return ""
+        if ref not in MODEL_PROPERTIES:
+            self.refuse(ref, "unknown model output")
+        return MODEL_PROPERTIES[ref]
+
+    def fuzzy_fields(self) -> list[str]:
+        if not self.fuzzy:
+            return []
+        out = ["// Fuzzy memberships at the closed bar (0-1; NaN while the source is NaN)"]
+        for ref, name in self.fuzzy.items():
+            out.append(f"public double {name} {{ get; private set; }} = double.NaN;  // {one_line(ref)}")
+        return [*out, ""]
+
+    def model_fields(self) -> list[str]:
+        m = self.model
+        if m is None:
+            return []
+        sizes = [len(m.layers[0].weights[0]), *[len(layer.biases) for layer in m.layers]]
+        return [
+            f"// Model: MLP {' -> '.join(map(str, sizes))}, {m.hidden_activation} between layers, softmax over "
+            f"{'/'.join(m.classes)} (weights at the end of the class)",
+            "// Its outputs at the closed bar: NaN until every input is defined",
+            *[
+                f"public double {name} {{ get; private set; }} = double.NaN;"
+                for name in MODEL_PROPERTIES.values()
+            ],
+            f"private const int ModelInputs = {len(m.inputs)};  // memberships per bar",
+            f"private const int ModelLookback = {m.lookback};  // bars of them in the input vector, newest first",
+            "private readonly double[] _modelInput = NaNs(ModelInputs * ModelLookback);",
+            "",
+        ]
 
     def model_read(self) -> list[str]:
-        return []
+        """The memberships of bar i, then the model on the last ``lookback`` bars of them."""
+        out = []
+        for i in fuzzy_inputs(self.s):
+            x, fn = self.source_of(i.source), i.membership
+            match fn:
+                case Triangular(points=(a, b, c)):
+                    call, args = "FuzzyTrapezoid", [a, b, b, c]  # a triangle: a trapezoid with one top point
+                case Trapezoidal():
+                    call, args = "FuzzyTrapezoid", list(fn.points)
+                case Gaussian():
+                    call, args = "FuzzyGaussian", [fn.mean, fn.sigma]
+            numbers = ", ".join(exact_number(v) for v in args)
+            out.append(f"    {self.fuzzy[i.reference]} = {call}({x}, {numbers});  // {fn.shape}")
+        if self.model is not None:
+            out.append("    RunModel();")
+        return out
 
     def model_code(self) -> list[str]:
-        return []
+        m = self.model
+        if m is None:
+            return []
+        shift = "ModelInputs * (ModelLookback - 1)"
+        out = [
+            "",
+            "/// The MLP on the memberships of the last ModelLookback bars: the input vector moves one bar",
+            "/// back, the newest memberships go in front, and the outputs stay NaN until every input is defined.",
+            "private void RunModel()",
+            "{",
+            f"    Array.Copy(_modelInput, 0, _modelInput, ModelInputs, {shift});",
+        ]
+        for k, i in enumerate(m.inputs):
+            out.append(f"    _modelInput[{k}] = {self.fuzzy[i.reference]};")
+        nan = " = ".join(MODEL_PROPERTIES.values())
+        out += [
+            f"    {nan} = double.NaN;",
+            "    foreach (double x in _modelInput)",
+            "        if (double.IsNaN(x))",
+            "            return;",
+        ]
+        x, last = "_modelInput", len(m.layers)
+        for index in range(1, last):
+            declare = "double[] h = " if index == 1 else "h = "
+            out.append(f"    {declare}Dense({x}, Layer{index}Weights, Layer{index}Biases, true);")
+            x = "h"
+        out += [
+            f"    double[] logits = Dense({x}, Layer{last}Weights, Layer{last}Biases, false);",
+            "    double top = double.NegativeInfinity, total = 0.0;",
+            "    foreach (double z in logits)",
+            "        top = Math.Max(top, z);",
+            "    var p = new double[logits.Length];",
+            "    for (int k = 0; k < p.Length; k++)",
+            "        total += p[k] = Math.Exp(logits[k] - top);",
+            *[
+                f"    {MODEL_PROPERTIES[f'model.prob_{c}']} = p[{k}] / total;"
+                for k, c in enumerate(m.classes)
+            ],
+            "    // the first most probable class (argmax): +1 up, -1 down, 0 flat",
+            "    ModelSignal = ModelProbDown >= ModelProbFlat && ModelProbDown >= ModelProbUp ? -1.0 "
+            ": ModelProbFlat >= ModelProbUp ? 0.0 : 1.0;",
+            "}",
+            "",
+            "private static double[] NaNs(int n)",
+            "{",
+            "    var xs = new double[n];",
+            "    for (int k = 0; k < n; k++)",
+            "        xs[k] = double.NaN;",
+            "    return xs;",
+            "}",
+            "",
+            "/// One dense layer: weights[unit, input] x input + bias, ReLU where asked.",
+            "private static double[] Dense(double[] x, double[,] weights, double[] biases, bool relu)",
+            "{",
+            "    var y = new double[biases.Length];",
+            "    for (int j = 0; j < y.Length; j++)",
+            "    {",
+            "        double sum = biases[j];",
+            "        for (int k = 0; k < x.Length; k++)",
+            "            sum += weights[j, k] * x[k];",
+            "        y[j] = relu ? Math.Max(0.0, sum) : sum;",
+            "    }",
+            "    return y;",
+            "}",
+        ]
+        return out
+
+    def fuzzy_functions(self) -> list[str]:
+        """The contract's membership shapes (``strategy_contract.models``), NaN in, NaN out."""
+        shapes = {type(fn) for sets in self.s.fuzzy_sets.values() for fn in sets.values()}
+        out = []
+        if shapes & {Triangular, Trapezoidal}:
+            out += [
+                "",
+                "/// Rises from a to b, 1 from b to c, falls to 0 at d; a vertical side (b == a, d == c) is a step.",
+                "private static double FuzzyTrapezoid(double x, double a, double b, double c, double d)",
+                "{",
+                "    if (double.IsNaN(x))",
+                "        return double.NaN;",
+                "    double up = b > a ? (x - a) / (b - a) : x >= a ? 1.0 : 0.0;",
+                "    double down = d > c ? (d - x) / (d - c) : x <= d ? 1.0 : 0.0;",
+                "    return Math.Max(0.0, Math.Min(Math.Min(up, 1.0), down));",
+                "}",
+            ]
+        if Gaussian in shapes:
+            out += [
+                "",
+                "private static double FuzzyGaussian(double x, double mean, double sigma)",
+                "{",
+                "    double z = (x - mean) / sigma;",
+                "    return Math.Exp(-0.5 * (z * z));",
+                "}",
+            ]
+        return out
+
+    def weights(self) -> list[str]:
+        """The checkpoint's weights and biases, one array per layer; each number reads back exactly."""
+        m = self.model
+        if m is None:
+            return []
+        out = [
+            "",
+            f"// Weights of the checkpoint with sha256 {m.checkpoint_sha256}, float32 values written exactly",
+        ]
+        for index, layer in enumerate(m.layers, start=1):
+            per_line = len(m.inputs) if index == 1 else 8  # the first layer: one line of inputs per lag
+            out += [f"private static readonly double[,] Layer{index}Weights =", "{"]
+            for row in layer.weights:
+                numbers = [exact_number(w) for w in row]
+                chunks = [", ".join(numbers[k : k + per_line]) for k in range(0, len(numbers), per_line)]
+                out += ["    {", *[f"        {c}," for c in chunks], "    },"]
+            out += ["};", f"private static readonly double[] Layer{index}Biases =", "{"]
+            numbers = [exact_number(b) for b in layer.biases]
+            out += [f"    {', '.join(numbers[k : k + 8])}," for k in range(0, len(numbers), 8)]
+            out.append("};")
+        return out
 
     # --- helper classes ------------------------------------------------------------------------------
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from strategy_contract import Strategy, load_strategy, validate_strategy_id
 from strategy_contract.io import atomic_write_json, atomic_write_text
 from tasks.data import frame_sha256, load_bars
-from tasks.export.common import Export, ExportRefused
+from tasks.export.common import Export, ExportRefused, contract_hash
 from tasks.export.ctrader import export_ctrader
-from tasks.export.pine import contract_hash, export_pine
+from tasks.export.pine import export_pine
 from tasks.provenance import provenance
 from tasks.storage import strategy_file
 
@@ -85,11 +85,9 @@ def export_all(
             from tasks.export.parity import ctrader_parity, pine_parity
 
             folder = out / ".parity" / target
-            if target == "pine":
-                checkpoint = Path(model_file).read_bytes() if model is not None else None
-                result = pine_parity(strategy, bars, folder, checkpoint=checkpoint)
-            else:
-                result = ctrader_parity(strategy, bars, folder)
+            checkpoint = Path(model_file).read_bytes() if model is not None else None
+            run = pine_parity if target == "pine" else ctrader_parity
+            result = run(strategy, bars, folder, checkpoint=checkpoint)
             entry["parity"] = result.model_dump()
         summary["targets"][target] = entry
     atomic_write_json(out / "export.json", summary)

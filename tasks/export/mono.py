@@ -106,10 +106,18 @@ def pip_size(symbol: str, tick: float) -> float:
 
 
 def run_csharp(
-    text: str, bars: pd.DataFrame, symbol: str, tick: float, cash: float, folder: Path
-) -> pd.DataFrame:
+    text: str,
+    bars: pd.DataFrame,
+    symbol: str,
+    tick: float,
+    cash: float,
+    folder: Path,
+    values: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Compile the export and play ``bars`` through it; its closed trades, one row each, as
-    :func:`tasks.export.pyne.compare_trades` reads them."""
+    :func:`tasks.export.pyne.compare_trades` reads them. With ``values``, also the cBot's public values
+    (fuzzy memberships, model outputs: one column per property) at each closed bar, indexed like
+    ``bars``; the last bar never closes, so its row is NaN."""
     _, mono = tools()
     dll = compile_csharp(text, folder)
     api = api_assembly()
@@ -130,12 +138,13 @@ def run_csharp(
             repr(tick),
             repr(pip_size(symbol, tick)),
             repr(cash),
+            *([f"--values={folder / 'values.csv'}"] if values else []),
         ],
         "harness",
     )
     rows = pd.read_csv(trades)
     index = bars.index
-    return pd.DataFrame(
+    closed = pd.DataFrame(
         {
             "entry_time": [pd.Timestamp(index[i]) for i in rows["entry_bar"]],
             "exit_time": [pd.Timestamp(index[i]) for i in rows["exit_bar"]],
@@ -147,3 +156,9 @@ def run_csharp(
         },
         columns=["entry_time", "exit_time", "direction", "entry_price", "exit_price", "size", "pnl"],
     )
+    if not values:
+        return closed
+    recorded = pd.read_csv(folder / "values.csv", index_col="bar")
+    recorded = recorded.reindex(range(len(bars))).astype(float)
+    recorded.index = bars.index
+    return closed, recorded

@@ -17,7 +17,7 @@ from strategy_contract.models import Strategy
 from tasks.backtest.metrics import trade_list
 from tasks.backtest.portfolio import simulate
 from tasks.export.common import tick_size
-from tasks.export.model import engine_outputs, inline_model
+from tasks.export.model import InlinedModel, engine_outputs, inline_model
 from tasks.export.pine import export_pine
 from tasks.export.pyne import Parity, compare_trades, run_pine
 from tasks.features import feature_frame
@@ -61,6 +61,17 @@ def engine_trades(
     )
 
 
+def _with_model(
+    strategy: Strategy, bars: pd.DataFrame, checkpoint: bytes | None
+) -> tuple[InlinedModel | None, pd.DataFrame | None]:
+    """The inlined model and the engine's outputs of a neuro-fuzzy strategy (None, None otherwise)."""
+    if checkpoint is None or not strategy.has_model:
+        return None, None
+    return inline_model(strategy, checkpoint), engine_outputs(
+        strategy, checkpoint, feature_frame(bars, strategy)
+    )
+
+
 def pine_parity(
     strategy: Strategy, bars: pd.DataFrame, folder: Path, checkpoint: bytes | None = None
 ) -> Parity:
@@ -68,10 +79,7 @@ def pine_parity(
     ``checkpoint`` (the trained Lightning checkpoint) is needed for a strategy with a model: the engine
     trades on its outputs and the export inlines its weights."""
     plain = without_slippage(strategy)
-    model = outputs = None
-    if checkpoint is not None and plain.has_model:
-        model = inline_model(plain, checkpoint)
-        outputs = engine_outputs(plain, checkpoint, feature_frame(bars, plain))
+    model, outputs = _with_model(plain, bars, checkpoint)
     script = export_pine(plain, model=model).text
     tick = tick_size(strategy.symbol)
     return compare_trades(
@@ -79,15 +87,23 @@ def pine_parity(
     )
 
 
-def ctrader_parity(strategy: Strategy, bars: pd.DataFrame, folder: Path) -> Parity:
+def ctrader_parity(
+    strategy: Strategy, bars: pd.DataFrame, folder: Path, checkpoint: bytes | None = None
+) -> Parity:
     """Run the engine and the C# export (compiled by mcs, played by the stand-in's runner under mono) on
-    ``bars`` and compare their trades."""
+    ``bars`` and compare their trades; ``checkpoint`` as for :func:`pine_parity`."""
     from tasks.export.ctrader import export_ctrader
     from tasks.export.mono import run_csharp
 
     plain = without_slippage(strategy)
+    model, outputs = _with_model(plain, bars, checkpoint)
     tick = tick_size(strategy.symbol)
     trades = run_csharp(
-        export_ctrader(plain).text, bars, strategy.symbol, tick, plain.risk_model.init_cash, folder
+        export_ctrader(plain, model=model).text,
+        bars,
+        strategy.symbol,
+        tick,
+        plain.risk_model.init_cash,
+        folder,
     )
-    return compare_trades(engine_trades(plain, bars), trades, tick)
+    return compare_trades(engine_trades(plain, bars, outputs), trades, tick)

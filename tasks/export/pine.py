@@ -32,9 +32,6 @@ How the engine's semantics map to Pine (each difference that remains is a diagno
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from strategy_contract.catalog import CATALOG
 from strategy_contract.models import (
     AllOf,
@@ -48,9 +45,9 @@ from strategy_contract.models import (
     Triangular,
 )
 from tasks.export.common import (
-    Diagnostic,
     Export,
-    ExportRefused,
+    TargetWriter,
+    contract_hash,
     exact_number,
     fixed_param,
     identifier,
@@ -60,7 +57,6 @@ from tasks.export.common import (
     tick_size,
 )
 from tasks.export.model import InlinedModel, fuzzy_inputs
-from tasks.features import CLASS_NAMES
 
 TARGET = "pine"
 PRICE = {"open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
@@ -81,51 +77,15 @@ def export_pine(
     )
 
 
-class _PineWriter:
+class _PineWriter(TargetWriter):
+    target = TARGET
+
     def __init__(self, strategy: Strategy, reference_price: float | None, model: InlinedModel | None):
-        self.s = strategy
+        super().__init__(strategy, model)
         self.reference_price = reference_price
-        self.model = model
         self.tick = tick_size(strategy.symbol)
-        self.diagnostics: list[Diagnostic] = []
         self.fuzzy_vars = _fuzzy_names(strategy)
-        self.refuse_unsupported()
-
-    def note(self, field: str, message: str, severity: str = "approximation") -> None:
-        self.diagnostics.append(Diagnostic(target=TARGET, field=field, severity=severity, message=message))
-
-    def refuse(self, field: str, message: str) -> None:
-        self.note(field, message, "refused")
-        raise ExportRefused(TARGET, self.diagnostics)
-
-    def refuse_unsupported(self) -> None:
-        """A model needs its trained weights, and they must be this contract's model."""
-        if self.s.has_model and self.model is None:
-            self.refuse(
-                "model",
-                "a neuro-fuzzy strategy needs its trained model (a checkpoint, model.ckpt) to inline the MLP's "
-                "weights; pass model=inline_model(strategy, checkpoint) (tasks/export/model.py)",
-            )
-        if self.model is None:
-            return
-        if not self.s.has_model:
-            self.refuse("model", "this strategy has no model; the inlined model belongs to another contract")
-        if (
-            self.model.inputs != fuzzy_inputs(self.s)
-            or self.model.lookback != self.s.model.lookback
-            or self.model.classes != list(CLASS_NAMES)
-        ):
-            self.refuse(
-                "model",
-                "the inlined model's inputs (fuzzy sets and lookback) or classes are not this contract's; "
-                "inline the checkpoint trained for this contract",
-            )
-        self.note(
-            "model",
-            "the script computes the MLP in float64, the engine in float32: probabilities agree to about "
-            "1e-7, so a rule could decide differently on a bar where a probability is that close to its "
-            "threshold",
-        )
+        self.check_model()
 
     # --- the script ------------------------------------------------------------------------------
 
@@ -234,8 +194,7 @@ class _PineWriter:
                         f"{v}_d = ta.sma({v}_k, {p('d_window')})",
                     ]
                 case _:
-                    self.note(f"indicators.{ind.id}", f"no Pine form for '{ind.type}'", "refused")
-                    raise ExportRefused(TARGET, self.diagnostics)
+                    self.refuse(f"indicators.{ind.id}", f"no Pine form for '{ind.type}'")
         return out
 
     def ref(self, ref: str | float) -> str:
@@ -250,13 +209,7 @@ class _PineWriter:
         head, _, output = ref.partition(".")
         ind = self.s.indicator(head)
         if ind is None:  # the contract validated its references
-            raise ExportRefused(
-                TARGET,
-                [
-                    *self.diagnostics,
-                    Diagnostic(target=TARGET, field=ref, severity="refused", message="unknown reference"),
-                ],
-            )
+            self.refuse(ref, "unknown reference")
         outputs = CATALOG[ind.type].outputs
         return (
             f"i_{identifier(ind.id)}"
@@ -450,9 +403,3 @@ def _weighted_sum(bias: float, weights: list[float], inputs: list[str], per_line
         terms.append(f"- {text[1:]} * {x}" if text.startswith("-") else f"+ {text} * {x}")
     lines = [" ".join(terms[i : i + per_line]) for i in range(0, len(terms), per_line)]
     return "".join([exact_number(bias), *(f"\n      {line}" for line in lines)])
-
-
-def contract_hash(strategy: Strategy) -> str:
-    """sha256 of the contract's canonical JSON: which contract a file was exported from."""
-    data = json.dumps(strategy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(data.encode()).hexdigest()

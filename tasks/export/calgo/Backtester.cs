@@ -1,7 +1,7 @@
 // Strategy Lab's bar-by-bar runner for C# exports, built into the stand-in cAlgo.API assembly. It plays
 // shipped bars through a cBot the way cTrader calls it and writes the closed trades as CSV:
 //
-//   mono harness.exe BOT.dll BARS.csv TRADES.csv SYMBOL TICK PIP CASH [NAME=VALUE ...]
+//   mono harness.exe BOT.dll BARS.csv TRADES.csv SYMBOL TICK PIP CASH [--values=VALUES.csv] [NAME=VALUE ...]
 //
 // - The cBot reads the bars as given (as the engine does); orders fill at prices rounded to the symbol's
 //   digits (a real symbol's prices lie on its tick grid; the shipped data carry float noise).
@@ -15,6 +15,9 @@
 //   the open when the bar opens beyond it. A trailing stop follows the best price along the walk.
 // - Parameters take their [Parameter] DefaultValue unless NAME=VALUE overrides them.
 // - A position still open after the last bar is not a closed trade and is not written.
+// - --values=VALUES.csv also writes, for every closed bar, the cBot's public double properties that are
+//   not parameters (an export's fuzzy memberships and model outputs): what cTrader would show if the
+//   cBot drew them, and how the tests compare them with the engine's.
 using System;
 using System.Collections;
 using System.Collections.Generic;
@@ -42,9 +45,16 @@ namespace StratLab.Harness
             var market = Market.Load(args[1]);
             var run = new Backtester(market, args[3], double.Parse(args[4], inv), double.Parse(args[5], inv),
                 double.Parse(args[6], inv));
-            var overrides = args.Skip(7).Select(a => a.Split(new[] { '=' }, 2)).ToDictionary(p => p[0], p => p[1]);
+            const string valuesFlag = "--values=";
+            string valuesPath = args.Skip(7).Where(a => a.StartsWith(valuesFlag, StringComparison.Ordinal))
+                .Select(a => a.Substring(valuesFlag.Length)).LastOrDefault();
+            var overrides = args.Skip(7).Where(a => !a.StartsWith(valuesFlag, StringComparison.Ordinal))
+                .Select(a => a.Split(new[] { '=' }, 2)).ToDictionary(p => p[0], p => p[1]);
             var robot = Backtester.CreateRobot(Assembly.LoadFrom(args[0]), overrides);
-            var trades = run.Run(robot);
+            var values = valuesPath == null ? null : new ValueRecorder(robot);
+            var trades = run.Run(robot, values);
+            if (values != null)
+                File.WriteAllText(valuesPath, values.Csv());
             var text = new StringBuilder("entry_bar,exit_bar,direction,entry_price,exit_price,size,pnl,exit_reason\n");
             foreach (var t in trades)
                 text.AppendLine(string.Join(",", t.EntryBar, t.ExitBar, t.Direction, R(t.EntryPrice), R(t.ExitPrice),
@@ -81,6 +91,37 @@ namespace StratLab.Harness
         {
             Func<double[], double[]> round = xs => xs.Select(x => Math.Round(x, digits)).ToArray();
             return new Market { Time = Time, Open = round(Open), High = round(High), Low = round(Low), Close = round(Close), Volume = Volume };
+        }
+    }
+
+    /// The cBot's public double properties that are not parameters, bar by bar (CSV: bar, one column each).
+    public sealed class ValueRecorder
+    {
+        private readonly Robot _robot;
+        private readonly PropertyInfo[] _props;
+        private readonly StringBuilder _rows = new StringBuilder();
+
+        public ValueRecorder(Robot robot)
+        {
+            _robot = robot;
+            _props = robot.GetType()
+                .GetProperties(BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly)
+                .Where(p => p.PropertyType == typeof(double) && p.GetCustomAttribute<ParameterAttribute>() == null)
+                .OrderBy(p => p.MetadataToken).ToArray();
+        }
+
+        public void Record(int bar)
+        {
+            var inv = CultureInfo.InvariantCulture;
+            _rows.Append(bar.ToString(inv));
+            foreach (var p in _props)
+                _rows.Append(',').Append(((double)p.GetValue(_robot)).ToString("R", inv));
+            _rows.Append('\n');
+        }
+
+        public string Csv()
+        {
+            return "bar" + string.Concat(_props.Select(p => "," + p.Name)) + "\n" + _rows;
         }
     }
 
@@ -124,7 +165,7 @@ namespace StratLab.Harness
             return robot;
         }
 
-        public List<ClosedTrade> Run(Robot robot)
+        public List<ClosedTrade> Run(Robot robot, ValueRecorder values = null)
         {
             robot.Bars = _bars; robot.Symbol = _symbol; robot.Account = _book; robot.Positions = _book;
             robot.Indicators = this;
@@ -137,6 +178,8 @@ namespace StratLab.Harness
             {
                 SetBar(t);
                 robot.BarClosed();
+                if (values != null)
+                    values.Record(t - 1);
                 _book.WalkBar(t, _m.Open[t], _m.High[t], _m.Low[t], _m.Close[t]);
             }
             robot.Stop();
