@@ -101,7 +101,45 @@ def trailing() -> dict:
     return contract(strategy_id="export_trailing", risk_model=risk, optimization_space=space)
 
 
-ALL = {"pilot": contract(), **one_per_indicator(), "trailing": trailing()}
+def short() -> dict:
+    return contract(strategy_id="export_short", risk_model={**PILOT["risk_model"], "direction": "short"})
+
+
+def percent_stops() -> dict:
+    """2% / 4% of the fill price: on daily bars the open gaps from the signal's close, so a level taken
+    from the close would differ."""
+    space = {k: v for k, v in PILOT["optimization_space"].items() if not k.startswith("risk_model")}
+    risk = {
+        **PILOT["risk_model"],
+        "stop_loss": {"kind": "percent", "value": 0.02},
+        "take_profit": {"kind": "percent", "value": 0.04},
+    }
+    return contract(strategy_id="export_percent", risk_model=risk, optimization_space=space)
+
+
+def mixed_stops() -> dict:
+    """Short, an ATR stop-loss (tuned) with a 3% take-profit: one side in ticks, the other a level."""
+    space = {k: v for k, v in PILOT["optimization_space"].items() if "take_profit" not in k}
+    risk = {**PILOT["risk_model"], "direction": "short", "take_profit": {"kind": "percent", "value": 0.03}}
+    return contract(strategy_id="export_mixed", risk_model=risk, optimization_space=space)
+
+
+ALL = {
+    "pilot": contract(),
+    **one_per_indicator(),
+    "trailing": trailing(),
+    "short": short(),
+    "percent": percent_stops(),
+    "mixed": mixed_stops(),
+}
+# Parity cases beyond one per indicator on SPX 1d: (name, symbol, timeframe)
+MORE_MARKETS = [
+    ("pilot", "EURUSD", "1h"),
+    ("short", "EURUSD", "1h"),
+    ("percent", "EURUSD", "1h"),
+    ("percent", "SPX", "1d"),
+    ("mixed", "SPX", "1d"),
+]
 HOSTILE = 'Trend.\n"); strategy.entry("evil", strategy.short) //\r\n*/ // \\" \u2028 x'
 
 
@@ -161,12 +199,7 @@ def test_slippage_in_ticks_is_a_diagnostic_not_a_silent_change():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "symbol", "timeframe"),
-    [
-        ("pilot", "SPX", "1d"),
-        ("pilot", "EURUSD", "1h"),
-        *[(name, "SPX", "1d") for name in sorted(one_per_indicator())],
-        ("trailing", "SPX", "1d"),
-    ],
+    [*[(name, "SPX", "1d") for name in ["pilot", *sorted(one_per_indicator()), "trailing"]], *MORE_MARKETS],
 )
 def test_pynecore_trades_the_export_as_the_engine_does(name, symbol, timeframe, tmp_path):
     from tasks.export.parity import pine_parity

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from test_export import ALL, PILOT, contract
+from test_export import ALL, MORE_MARKETS, contract
 
 from strategy_contract import parse_strategy
 from tasks.data import load_bars
@@ -19,28 +19,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def short() -> dict:
-    return contract(strategy_id="export_short", risk_model={**PILOT["risk_model"], "direction": "short"})
-
-
-def percent_stops() -> dict:
-    space = {k: v for k, v in PILOT["optimization_space"].items() if not k.startswith("risk_model")}
-    risk = {
-        **PILOT["risk_model"],
-        "stop_loss": {"kind": "percent", "value": 0.02},
-        "take_profit": {"kind": "percent", "value": 0.04},
-    }
-    return contract(strategy_id="export_percent", risk_model=risk, optimization_space=space)
-
-
-CASES = {**ALL, "short": short(), "percent": percent_stops()}
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(ALL))
 def test_every_export_compiles_against_the_calgo_stand_in(name, tmp_path):
     from tasks.export.mono import compile_csharp
 
-    exported = export_ctrader(parse_strategy(CASES[name], name))
+    exported = export_ctrader(parse_strategy(ALL[name], name))
     assert "public class" in exported.text and ": Robot" in exported.text
     assert compile_csharp(exported.text, tmp_path).is_file()  # raises with mcs's messages when not
 
@@ -93,18 +76,12 @@ def test_a_model_strategy_without_its_checkpoint_is_refused_naming_the_field():
 
 @pytest.mark.parametrize(
     ("name", "symbol", "timeframe"),
-    [
-        ("pilot", "SPX", "1d"),
-        ("pilot", "EURUSD", "1h"),
-        ("short", "EURUSD", "1h"),
-        ("percent", "EURUSD", "1h"),
-        *[(name, "SPX", "1d") for name in sorted(set(ALL) - {"pilot"})],
-    ],
+    [*[(name, "SPX", "1d") for name in sorted(set(ALL) - {"short", "percent", "mixed"})], *MORE_MARKETS],
 )
 def test_the_cbot_trades_as_the_engine_does(name, symbol, timeframe, tmp_path):
     from tasks.export.parity import ctrader_parity
 
-    strategy = parse_strategy({**CASES[name], "markets": [symbol], "timeframes": [timeframe]}, name)
+    strategy = parse_strategy({**ALL[name], "markets": [symbol], "timeframes": [timeframe]}, name)
     parity = ctrader_parity(strategy, load_bars(symbol, timeframe), tmp_path)
     assert parity.engine_trades >= 10, parity  # enough trades to say something
     assert parity.share >= 0.99, parity.mismatches

@@ -338,29 +338,21 @@ class _PineWriter(TargetWriter):
 
     # --- orders ------------------------------------------------------------------------------------
 
-    def distance(self, stop: ATRStop | PercentStop, key: str) -> str:
-        """The stop's distance in price at the signal bar's close."""
+    def size(self, stop: ATRStop | PercentStop, key: str) -> str:
+        """The stop's multiple (ATR) or fraction (percent): its input when tuned, else the number."""
         size = "value" if isinstance(stop, PercentStop) else "multiple"
         tuned = f"{key}.{size}"
-        amount = self.param_var(tuned) if tuned in self.s.optimization_space else number(getattr(stop, size))
+        return self.param_var(tuned) if tuned in self.s.optimization_space else number(getattr(stop, size))
+
+    def distance(self, stop: ATRStop | PercentStop, key: str) -> str:
+        """The stop's distance in price at the signal bar's close (the orders placed with the entry)."""
         if isinstance(stop, PercentStop):
-            self.note(
-                key,
-                "a percent stop is placed at this fraction of the signal bar's close from the fill; the "
-                "engine takes the fraction of the fill price (levels differ by the gap times the fraction)",
-            )
-            return f"{amount} * close"
-        return f"{amount} * i_{identifier(stop.indicator)}"
+            return f"{self.size(stop, key)} * close"
+        return f"{self.size(stop, key)} * i_{identifier(stop.indicator)}"
 
     def orders(self) -> list[str]:
         risk = self.s.risk_model
         side = "strategy.long" if risk.direction == "long" else "strategy.short"
-        out = [
-            "if exitSignal and strategy.position_size != 0",
-            '    strategy.close("entry", comment = "exit rule")',
-            "if entrySignal and not exitSignal and strategy.position_size == 0",
-            f'    strategy.entry("entry", {side})',
-        ]
         brackets: list[str] = []
         ticks: list[str] = []  # stop distances in ticks, at the signal bar's close
         if risk.stop_loss is not None:
@@ -374,13 +366,71 @@ class _PineWriter(TargetWriter):
             take = self.distance(risk.take_profit, "risk_model.take_profit")
             ticks.append(f"takeTicks = ({take}) / syminfo.mintick")
             brackets.append("profit = takeTicks")
+        reissue, kept = self.percent_levels()
+        out = [
+            *[
+                f"var float {_entry(t)} = na  // ticks from the fill, kept for the re-issued exit"
+                for t in kept
+            ],
+            "if exitSignal and strategy.position_size != 0",
+            '    strategy.close("entry", comment = "exit rule")',
+            "if entrySignal and not exitSignal and strategy.position_size == 0",
+            f'    strategy.entry("entry", {side})',
+            *[f"    {_entry(t)} := {t}" for t in kept],
+        ]
         if brackets:
             guard = " or ".join(f"not na({b.split(' = ')[1]})" for b in brackets if "Ticks" in b)
             out += [
                 f"    if {guard}",
                 f'        strategy.exit("stops", "entry", {", ".join(brackets)})',
             ]
-        return ["", "// Orders", *ticks, *out]
+        return ["", "// Orders", *ticks, *out, *reissue]
+
+    def percent_levels(self) -> tuple[list[str], list[str]]:
+        """A percent stop or take-profit is a fraction of the fill price, unknown at the signal bar: the
+        exit placed with the entry uses the signal bar's close for the fill bar, and from the fill bar's
+        close on it is re-issued with levels from the position's average price (the fill), as the engine
+        places them. Returns the re-issue's lines and the tick distances (of an ATR side) it keeps."""
+        risk = self.s.risk_model
+        if risk.trailing_stop and isinstance(risk.stop_loss, PercentStop):
+            self.note(
+                "risk_model.stop_loss",
+                "a percent trailing stop trails this fraction of the signal bar's close; the engine trails the "
+                "fraction of the fill price (distances differ by the gap times the fraction)",
+            )
+            return [], []
+        sides = [
+            (risk.stop_loss, "risk_model.stop_loss", "stop", "loss", "stopTicks", -1.0),
+            (risk.take_profit, "risk_model.take_profit", "limit", "profit", "takeTicks", 1.0),
+        ]
+        if not any(isinstance(stop, PercentStop) for stop, *_ in sides):
+            return [], []
+        sign = 1.0 if risk.direction == "long" else -1.0
+        kept, brackets = [], []
+        for stop, key, level, relative, ticks, toward in sides:
+            if isinstance(stop, PercentStop):
+                op = "+" if sign * toward > 0 else "-"
+                brackets.append(f"{level} = strategy.position_avg_price * (1 {op} {self.size(stop, key)})")
+                self.note(
+                    key,
+                    "on the fill bar the level is this fraction of the signal bar's close from the fill (the "
+                    "fill price is not known at the signal); from the fill bar's close on it is the fraction "
+                    "of the fill price, as in the engine",
+                )
+            elif stop is not None:
+                kept.append(ticks)
+                brackets.append(f"{relative} = {_entry(ticks)}")
+        lines = [
+            "// Percent levels from the fill price, once the position is open",
+            "if strategy.position_size != 0",
+            f'    strategy.exit("stops", "entry", {", ".join(brackets)})',
+        ]
+        return lines, kept
+
+
+def _entry(ticks: str) -> str:
+    """``stopTicks`` -> ``entryStopTicks``: the distance as it was when the entry was placed."""
+    return f"entry{ticks[:1].upper()}{ticks[1:]}"
 
 
 def _fuzzy_names(strategy: Strategy) -> dict[str, str]:
