@@ -191,7 +191,8 @@ def test_a_neural_best_candidate_keeps_the_model_its_holdout_was_scored_with(lab
     monkeypatch.setenv("STRATLAB_DATA_DIR", str(lab / "data-neural"))
     exports = export_candidate(folder)  # what the campaign runs when it promotes the candidate
     assert exports["model_file"] == "best_model.ckpt"
-    assert exports["targets"]["pine"]["file"], exports  # the model inlined: no "needs its trained model"
+    for target in ("pine", "ctrader"):  # the model inlined: no "needs its trained model"
+        assert exports["targets"][target]["file"], exports
 
 
 # The cheapest promotion: one iteration of 20 trials on a planted trend. Its deflated Sharpe (0.51) is
