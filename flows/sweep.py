@@ -36,6 +36,7 @@ from strategy_contract.io import strict_json
 from tasks.backtest import bars_per_year, rows_per_bar
 from tasks.data import load_market_data
 from tasks.edge import cached_step, uncached_step
+from tasks.observe.traces import annotate, configure_tracing
 from tasks.provenance import provenance
 from tasks.settings import enforce_operator_rules
 from tasks.splits import SplitBounds, split_bounds
@@ -52,12 +53,29 @@ from tasks.sweep.report import (
 from tasks.sweep.search import optuna_search
 from tasks.sweep.space import Space, SweepInputError
 
+configure_tracing()  # before any run: Prefect's spans need this process's tracer provider
+
 DASK_ENV = "STRATLAB_DASK_ADDRESS"
 
 # Called with (done, total) as combinations finish; the CLI hangs its progress bar here.
 PROGRESS_LISTENERS: list[Callable[[int, int], None]] = []
 
-sweep_chunk = uncached_step(evaluate_chunk, "sweep-chunk")
+
+def _sweep_chunk(
+    strategy: Strategy,
+    bars: pd.DataFrame,
+    combos: pd.DataFrame,
+    start: int,
+    stop: int,
+    per_year: float,
+    model_outputs: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """`evaluate_chunk`, with the chunk's size added to its task run's span (Prefect opens the span)."""
+    annotate({"stratlab.chunk.combinations": len(combos), "stratlab.chunk.bars": stop - start})
+    return evaluate_chunk(strategy, bars, combos, start, stop, per_year, model_outputs)
+
+
+sweep_chunk = uncached_step(_sweep_chunk, "sweep-chunk")
 sweep_train = cached_step(train_group, "sweep-train")
 
 

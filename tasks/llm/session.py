@@ -5,6 +5,11 @@ settle the real cost from the response's ``usage``. An error answer (429, 529, 5
 its reservation is released; a timeout may have been billed, so it stays charged at the worst case.
 Retries back off (honouring ``retry-after``) and each has its own reservation. The API key is read by
 the SDK from the environment and never passes through this module.
+
+Each call is one span of a trace (``claude <purpose>``, under the task run that asked: see
+``tasks/observe/traces.py``) with the call's tokens and dollars as attributes; its attempts are counted
+there and each retry is an event, because the call, not the attempt, is what the ledger's record and
+the results files name, and what the caller waited for.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pydantic import BaseModel
 
 from tasks.llm.budget import BudgetExhausted, BudgetLedger
 from tasks.llm.pricing import TokenUsage, cost_usd, model_price, worst_case_usd
+from tasks.observe.traces import llm_span, record_attempt, record_call, record_retry
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
 STATUS_WORDS = {429: "rate limited", 529: "overloaded", 408: "timed out", 409: "conflict"}
@@ -93,36 +99,44 @@ class ClaudeSession:
         import anthropic
 
         price = model_price(self.model)
+        size = len(json.dumps(request, default=str))
         worst = request_worst_case(request, self.model)
         started = time.monotonic()
-        for attempt in range(1, self.max_attempts + 1):
-            self._check_limit(purpose, worst)
-            # may raise BudgetExhausted: then nothing is sent
-            reservation = self.ledger.reserve(worst, purpose, self.cycle_id, self.model)
-            try:
-                response = self.client.messages.create(model=self.model, **request)
-            except anthropic.APIStatusError as exc:
-                self.ledger.release(reservation)
-                if exc.status_code not in RETRYABLE or attempt == self.max_attempts:
-                    raise LLMFailure(_status_reason(purpose, exc, attempt)) from None
-                time.sleep(_retry_delay(exc.response.headers, attempt))
-                continue
-            except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
-                self.ledger.settle(reservation, worst, TokenUsage())  # may have been billed: keep it charged
-                self.charged_usd += worst
-                if attempt == self.max_attempts:
-                    raise LLMFailure(
-                        f"{purpose}: no answer from the Anthropic API after {attempt} attempts "
-                        f"({type(exc).__name__})"
-                    ) from None
-                time.sleep(_retry_delay({}, attempt))
-                continue
-            usage = _usage(response.usage)
-            cost = cost_usd(usage, price)
-            self.ledger.settle(reservation, cost, usage)
-            self.charged_usd += cost
-            self.calls.append(
-                CallRecord(
+        with llm_span(purpose, self.model, size, request.get("max_tokens")) as span:
+            for attempt in range(1, self.max_attempts + 1):
+                self._check_limit(purpose, worst)
+                # may raise BudgetExhausted: then nothing is sent
+                reservation = self.ledger.reserve(worst, purpose, self.cycle_id, self.model)
+                record_attempt(span, attempt, round(worst, 6))
+                try:
+                    response = self.client.messages.create(model=self.model, **request)
+                except anthropic.APIStatusError as exc:
+                    self.ledger.release(reservation)
+                    if exc.status_code not in RETRYABLE or attempt == self.max_attempts:
+                        span.set_attribute("http.response.status_code", exc.status_code)
+                        raise LLMFailure(_status_reason(purpose, exc, attempt)) from None
+                    delay = _retry_delay(exc.response.headers, attempt)
+                    record_retry(span, attempt, f"{exc.status_code} {_status_word(exc.status_code)}", delay)
+                    time.sleep(delay)
+                    continue
+                except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
+                    # it may have been billed: keep it charged
+                    self.ledger.settle(reservation, worst, TokenUsage())
+                    self.charged_usd += worst
+                    if attempt == self.max_attempts:
+                        raise LLMFailure(
+                            f"{purpose}: no answer from the Anthropic API after {attempt} attempts "
+                            f"({type(exc).__name__})"
+                        ) from None
+                    delay = _retry_delay({}, attempt)
+                    record_retry(span, attempt, type(exc).__name__, delay, charged_usd=round(worst, 6))
+                    time.sleep(delay)
+                    continue
+                usage = _usage(response.usage)
+                cost = cost_usd(usage, price)
+                self.ledger.settle(reservation, cost, usage)
+                self.charged_usd += cost
+                record = CallRecord(
                     purpose=purpose,
                     model=self.model,
                     stop_reason=response.stop_reason,
@@ -132,8 +146,9 @@ class ClaudeSession:
                     seconds=round(time.monotonic() - started, 3),
                     **usage.model_dump(),
                 )
-            )
-            return response
+                self.calls.append(record)
+                record_call(span, record)
+                return response
         raise AssertionError("unreachable")
 
     def _check_limit(self, purpose: str, worst: float) -> None:
@@ -167,7 +182,7 @@ def _usage(usage: Any) -> TokenUsage:
 
 def _status_reason(purpose: str, exc: Any, attempt: int) -> str:
     status = exc.status_code
-    word = STATUS_WORDS.get(status, "server error" if status >= 500 else "rejected the request")
+    word = _status_word(status)
     hint = " (check ANTHROPIC_API_KEY)" if status in (401, 403) else ""
     tries = f" after {attempt} attempts" if attempt > 1 else ""
     message = ""
@@ -175,6 +190,10 @@ def _status_reason(purpose: str, exc: Any, attempt: int) -> str:
     if isinstance(body, dict):
         message = str(body.get("error", {}).get("message", ""))[:200]
     return f"{purpose}: Anthropic API {word} ({status}){tries}{hint}" + (f": {message}" if message else "")
+
+
+def _status_word(status: int) -> str:
+    return STATUS_WORDS.get(status, "server error" if status >= 500 else "rejected the request")
 
 
 def _retry_delay(headers: Any, attempt: int) -> float:

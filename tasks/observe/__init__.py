@@ -1,0 +1,1 @@
+"""Observability: metrics for Prometheus, OpenTelemetry traces, and pictures of results."""
