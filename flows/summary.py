@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 from strategy_contract import Strategy
+from tasks.sweep.report import data_uri
 
 if TYPE_CHECKING:
     from flows.research_cycle import CycleResult
@@ -56,7 +57,9 @@ def backtest_rows(backtest: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
-def summary_markdown(result: CycleResult, strategy: Strategy) -> str:
+def summary_markdown(result: CycleResult, strategy: Strategy, equity_png: bytes | None = None) -> str:
+    """The summary artifact of a cycle; ``equity_png`` (its ``equity.png``) is inlined as an image, which
+    the Prefect UI shows on the artifact's page."""
     lines = [
         f"# Research cycle: `{strategy.strategy_id}`",
         "",
@@ -92,6 +95,9 @@ def summary_markdown(result: CycleResult, strategy: Strategy) -> str:
         ]
         lines += [f"| {key} | {sel} | {ho} |" for key, sel, ho in backtest_rows(backtest)]
         lines += ["", result.held_out or "", ""]
+    if equity_png:
+        caption = "equity, buy and hold, entries and exits, drawdown; held-out period shaded"
+        lines += [f"![{caption}]({data_uri(equity_png)})", ""]
     lines += ["## Files", ""] + [f"- {name}: `{path}`" for name, path in result.artifacts.items()]
     lines += ["", f"Phase seconds: {result.phase_seconds}; total {result.duration_s:.1f} s."]
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from stratlab.common import console, fail
@@ -108,13 +109,16 @@ def strategies_show(
     name: Annotated[str, typer.Argument(help="strategy_id")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """A contract and its latest results."""
+    """A contract and its latest results, and where the latest run's equity picture is."""
     from tasks.catalogue import strategy_detail
+    from tasks.observe.pictures import EQUITY_PNG
 
     try:
         detail = strategy_detail(name)
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
+    has_picture = EQUITY_PNG in detail["files"]  # not when never run, nor when no backtest ran
+    detail["equity_png"] = f"{detail['results_dir']}/{EQUITY_PNG}" if has_picture else None
     if as_json:
         sys.stdout.write(json.dumps(detail, indent=2, default=str) + "\n")
         return
@@ -124,3 +128,6 @@ def strategies_show(
         if detail.get(key):
             console.print(f"[bold]{key}[/bold]")
             console.print_json(json.dumps(detail[key], default=str))
+    if detail["results_dir"]:
+        shown = detail["equity_png"] or "none (no backtest ran in the latest run)"
+        console.print(f"[bold]equity picture[/bold] {escape(shown)}", highlight=False, soft_wrap=True)

@@ -106,6 +106,7 @@ def test_claude_designs_and_assesses_a_whole_cycle(fake, strategies_home):
         "contract.yaml",
         "cycle.json",
         "design.json",
+        "equity.png",
         "model.ckpt",
         "training.json",
     ]

@@ -46,12 +46,13 @@ def test_cycle_json_reports_a_gate_failure_with_exit_code_2(tmp_path):
         "backtest.json",
         "contract.yaml",
         "cycle.json",
+        "equity.png",  # the backtest ran: its picture is kept with the gate's failure
     ]
 
     listed = json.loads(stratlab("strategies", "list", "--json", home=home).stdout)
     assert [(r["strategy_id"], r["status"], r["runs"]) for r in listed] == [("ema_cross_atr", "failed", 1)]
     shown = json.loads(stratlab("strategies", "show", "ema_cross_atr", "--json", home=home).stdout)
-    assert shown["files"] == ["backtest.json", "contract.yaml", "cycle.json"]
+    assert shown["files"] == ["backtest.json", "contract.yaml", "cycle.json", "equity.png"]
     assert shown["cycle"]["run_id"] == result["run_id"]
 
 

@@ -60,6 +60,7 @@ def test_full_neuro_fuzzy_cycle_completes(strategies_home):
         "backtest.json",
         "contract.yaml",
         "cycle.json",
+        "equity.png",
         "model.ckpt",
         "training.json",
     ]
