@@ -1,5 +1,6 @@
 """`stratlab up` / `stratlab down`: a local Prefect server, the work pool, the concurrency limit, the
-deployments of prefect.yaml and a process worker, started (or found) and stopped by process id.
+deployments of prefect.yaml, a process worker, the metrics exporter and, when asked, a Prometheus server
+scraping it: started (or found) and stopped by process id.
 
 What `up` started is written to ``$STRATLAB_HOME/stack.json`` (default ``~/.stratlab``), so `down` stops
 exactly that and nothing else, and the other commands find the server without being told. Each pid is
@@ -39,6 +40,12 @@ class Stack(BaseModel):
     # before identities were recorded: such a pid is never signalled
     server_identity: str | None = None
     worker_identity: str | None = None
+    metrics_pid: int | None = None  # the exporter: `stratlab metrics --serve PORT`
+    metrics_identity: str | None = None
+    metrics_url: str | None = None
+    prometheus_pid: int | None = None  # Debian's prometheus, with `up --prometheus`
+    prometheus_identity: str | None = None
+    prometheus_url: str | None = None
     logs: str = ""
 
     @property
@@ -129,8 +136,16 @@ def _adopt(name: str, pid: int | None, identity: str | None, say) -> tuple[int |
     return None, None
 
 
-def up(port: int = 4200, wait_s: float = 120.0, say=print) -> Stack:
-    """Find or start the server, set it up, deploy, and make sure a worker runs."""
+def up(
+    port: int = 4200,
+    wait_s: float = 120.0,
+    say=print,
+    metrics_port: int | None = None,
+    prometheus_port: int | None = None,
+) -> Stack:
+    """Find or start the server, set it up, deploy, and make sure a worker and the metrics exporter run
+    (on ``metrics_port``, default ``$STRATLAB_METRICS_PORT`` or 9108); with ``prometheus_port``, also
+    a Prometheus server scraping the exporter."""
     previous = load_stack()
     logs = home() / "logs"
     api = os.environ.get("PREFECT_API_URL") or (
@@ -178,7 +193,80 @@ def up(port: int = 4200, wait_s: float = 120.0, say=print) -> Stack:
         say(f"worker: started on pool {POOL} (pid {worker_pid}, log {logs / 'worker.log'})")
     stack.worker_pid, stack.worker_identity = worker_pid, worker_identity
     atomic_write_text(state_file(), stack.model_dump_json(indent=2))
+    _start_metrics(stack, previous, metrics_port, say)
+    atomic_write_text(state_file(), stack.model_dump_json(indent=2))
+    if prometheus_port is not None:
+        _start_prometheus(stack, previous, prometheus_port, say)
+        atomic_write_text(state_file(), stack.model_dump_json(indent=2))
     return stack
+
+
+def _answers(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _wait_for(url: str, pid: int, name: str, log: Path, wait_s: float = 60.0) -> None:
+    deadline = time.monotonic() + wait_s
+    while not _answers(url):
+        if time.monotonic() > deadline or not alive(pid):
+            raise RuntimeError(f"the {name} did not start; see {log}")
+        time.sleep(0.5)
+
+
+def _start_metrics(stack: Stack, previous: Stack | None, port: int | None, say) -> None:
+    """The exporter: adopted when the previous `up` started it and it still runs, else started."""
+    from tasks.observe.exporter import metrics_port
+
+    pid, identity = (
+        _adopt("metrics", previous.metrics_pid, previous.metrics_identity, say) if previous else (None, None)
+    )
+    if pid is not None:
+        stack.metrics_pid, stack.metrics_identity, stack.metrics_url = pid, identity, previous.metrics_url
+        say(f"metrics: running at {previous.metrics_url} (pid {pid})")
+        return
+    port = port or metrics_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    if _answers(url):
+        raise RuntimeError(
+            f"port {port} already serves {url}, not started by this `up`; choose another with "
+            "--metrics-port or STRATLAB_METRICS_PORT"
+        )
+    log = Path(stack.logs) / "metrics.log"
+    pid = _spawn(
+        [sys.executable, "-m", "stratlab", "metrics", "--serve", str(port)], log, _env(stack.api_url)
+    )
+    stack.metrics_pid, stack.metrics_identity, stack.metrics_url = pid, process_identity(pid), url
+    _wait_for(url, pid, "metrics exporter", log)
+    say(f"metrics: serving {url} (pid {pid}, log {log})")
+
+
+def _start_prometheus(stack: Stack, previous: Stack | None, port: int, say) -> None:
+    """Debian's prometheus on 127.0.0.1:port, scraping the exporter (adopted if it still runs)."""
+    from tasks.observe.exporter import prometheus_command, prometheus_config
+
+    pid, identity = (
+        _adopt("prometheus", previous.prometheus_pid, previous.prometheus_identity, say)
+        if previous
+        else (None, None)
+    )
+    if pid is not None:
+        stack.prometheus_pid, stack.prometheus_identity = pid, identity
+        stack.prometheus_url = previous.prometheus_url
+        say(f"prometheus: running at {previous.prometheus_url} (pid {pid})")
+        return
+    folder = home() / "prometheus"
+    target = stack.metrics_url.removeprefix("http://").removesuffix("/metrics")
+    config = prometheus_config(folder, target)
+    log = Path(stack.logs) / "prometheus.log"
+    pid = _spawn(prometheus_command(folder, port, config), log, dict(os.environ))
+    url = f"http://127.0.0.1:{port}"
+    stack.prometheus_pid, stack.prometheus_identity, stack.prometheus_url = pid, process_identity(pid), url
+    _wait_for(f"{url}/-/ready", pid, "Prometheus server", log)
+    say(f"prometheus: {url} scrapes {stack.metrics_url} (pid {pid}, config {config}, log {log})")
 
 
 def configure(api: str, say=print) -> None:
@@ -283,7 +371,7 @@ def down(say=print) -> dict:
         say("nothing to stop: no stack.json")
         return stopped
     refused: list[str] = []
-    for name in ("worker", "server"):
+    for name in ("prometheus", "metrics", "worker", "server"):
         pid, identity = getattr(stack, f"{name}_pid"), getattr(stack, f"{name}_identity")
         keep = False
         if pid is None:
@@ -320,7 +408,7 @@ def down(say=print) -> dict:
         if not keep:
             setattr(stack, f"{name}_pid", None)
             setattr(stack, f"{name}_identity", None)
-    if stack.server_pid is None and stack.worker_pid is None:
+    if all(getattr(stack, f"{name}_pid") is None for name in ("prometheus", "metrics", "worker", "server")):
         state_file().unlink(missing_ok=True)
     else:
         atomic_write_text(state_file(), stack.model_dump_json(indent=2))

@@ -56,6 +56,7 @@ from tasks.campaign.report import (
     write_text,
 )
 from tasks.campaign.request import CampaignInputError, CampaignRequest, check_markets
+from tasks.campaign.walkforward import purge_bars, walk_forward_folds
 from tasks.data import median_abs_return
 from tasks.design import family_of
 from tasks.edge import cached_step, uncached_step
@@ -63,11 +64,15 @@ from tasks.features import feature_frame
 from tasks.llm.budget import BudgetExhausted, BudgetLedger
 from tasks.llm.campaign import MarketView, brief_with_claude, critic_evidence, critique_with_claude
 from tasks.llm.session import ClaudeSession, LLMFailure, resolve_who
+from tasks.observe.pictures import FOLDS_PNG, folds_png
+from tasks.observe.traces import configure_tracing
 from tasks.provenance import provenance
 from tasks.splits import SplitBounds
 from tasks.sweep.evaluate import simulate_chunk
 from tasks.sweep.report import data_uri
 from tasks.train import train_model
+
+configure_tracing()  # before any run: Prefect's spans need this process's tracer provider
 
 campaign_market = cached_step(run_market, "campaign-market")
 campaign_export = uncached_step(export_candidate, "campaign-export")  # reads the data folder, writes files
@@ -446,7 +451,44 @@ class _Campaign:
         write_text(self.folder, "leaderboard.csv", board.to_csv(index=False))
         png = trajectory_png(record.iterations, f"campaign {record.campaign_id}")
         atomic_write_bytes(self.folder / "trajectory.png", png)
-        write_text(self.folder, "report.md", report_markdown(record, board, png_name="trajectory.png"))
+        folds = self.folds_picture()
+        if folds is not None:
+            atomic_write_bytes(self.folder / FOLDS_PNG, folds)
+        folds_name = FOLDS_PNG if folds is not None else None
+        write_text(self.folder, "report.md", report_markdown(record, board, "trajectory.png", folds_name))
+
+    def folds_picture(self) -> bytes | None:
+        """``folds.png``: the walk-forward folds of the chosen candidate's contract on its market, with its
+        OOS Sharpe per fold and on the holdout (no candidate: the last contract's folds on the first
+        market). None when that contract cannot be cut into folds there (its iteration failed)."""
+        record, best = self.record, self.record.best
+        n = int(best["iteration"]) if best else max(len(record.iterations), 1)
+        market = next(
+            (m for m in self.markets if best and f"{m.symbol}:{m.timeframe}" == best["market"]),
+            self.markets[0],
+        )
+        try:
+            runs = contract_on(load_strategy(self.folder / "contracts" / f"iter_{n}.yaml"), market)
+            purge = purge_bars(runs)  # the folds run_market cut for this contract and market
+            folds = walk_forward_folds(len(market.bars), self.request.folds, self.request.walk_forward, purge)
+        except (OSError, ValueError) as exc:  # a contract or fold error names the field and the fix
+            progress_log.warning("no walk-forward picture: %s", exc)
+            return None
+        title = (
+            f"{runs.strategy_id} on {market.symbol} {market.timeframe}: {len(folds)} {self.request.walk_forward} "
+            f"walk-forward folds, purge {purge} bars" + (f"; best candidate (iteration {n})" if best else "")
+        )
+        return folds_png(
+            folds,
+            market.bars.index,
+            pd.Timestamp(market.seal.sealed_from),
+            market.seal.sealed_bars,
+            title,
+            fold_sharpe=[best.get(f"fold{f.index + 1}_sharpe") for f in folds] if best else None,
+            in_sample_sharpe=best.get("is_sharpe") if best else None,
+            holdout_opened=record.holdout is not None,
+            holdout_sharpe=(record.holdout or {}).get("sharpe"),
+        )
 
     def export(self) -> dict:
         """The promoted candidate (``best_contract.yaml``) on every target, into ``exports/``. An error is
@@ -601,8 +643,11 @@ def _markdown_table(frame: pd.DataFrame) -> list[str]:
     return [head, "|" + "---|" * len(frame.columns), *rows]
 
 
-def report_markdown(record: CampaignRecord, board: pd.DataFrame, png_name: str) -> str:
-    """The campaign's report: verdict and rationale first, then the path that led there."""
+def report_markdown(
+    record: CampaignRecord, board: pd.DataFrame, png_name: str, folds_name: str | None = None
+) -> str:
+    """The campaign's report: verdict and rationale first, then the path that led there. ``png_name``
+    (the score trajectory) and ``folds_name`` (the walk-forward folds) are pictures beside it."""
     lines = [
         f"# Campaign {record.campaign_id}",
         "",
@@ -661,7 +706,18 @@ def report_markdown(record: CampaignRecord, board: pd.DataFrame, png_name: str) 
         lines.append(
             f"| {it['iteration']} | {it['strategy_id']} | {it['trials']} | {_fmt(it['best_score'])} |"
         )
-    lines += ["", f"![score trajectory]({png_name})", "", "## Leaderboard", ""]
+    lines += ["", f"![score trajectory]({png_name})", ""]
+    if folds_name:
+        lines += [
+            "## Walk-forward folds",
+            "",
+            "Where each fold learns and is tested (purge gaps between), the sealed holdout after them, "
+            "and the best candidate's out-of-sample Sharpe on each test segment.",
+            "",
+            f"![walk-forward folds]({folds_name})",
+            "",
+        ]
+    lines += ["## Leaderboard", ""]
     if len(board):
         lines += _markdown_table(board.head(10))
     lines += ["", "## State transitions", ""]

@@ -10,6 +10,7 @@ flow run; the defaults both use (the folder, what "all" means, the parity senten
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -21,7 +22,10 @@ from prefect.states import Completed, State
 
 from tasks.edge import uncached_step
 from tasks.export.files import TARGETS, export_all, resolve_contract
+from tasks.observe.traces import configure_tracing
 from tasks.provenance import REPO
+
+configure_tracing()  # before any run: Prefect's spans need this process's tracer provider
 
 # The run form's choices: each built target, or all of them ("all" follows TARGETS as targets are built).
 ExportTarget = Literal[(*TARGETS, "all")]  # type: ignore[valid-type]
@@ -30,9 +34,14 @@ ExportTarget = Literal[(*TARGETS, "all")]  # type: ignore[valid-type]
 export_files = uncached_step(export_all, "export-files")
 
 
+def exports_dir() -> Path:
+    """``$STRATLAB_EXPORTS_DIR`` or the repository's ``exports/``."""
+    return Path(os.environ.get("STRATLAB_EXPORTS_DIR") or REPO / "exports")
+
+
 def default_out(strategy_id: str) -> Path:
-    """Where a strategy's exports go when no folder is given: ``exports/<strategy_id>`` in the repository."""
-    return REPO / "exports" / strategy_id
+    """Where a strategy's exports go when no folder is given: ``<exports_dir>/<strategy_id>``."""
+    return exports_dir() / strategy_id
 
 
 def targets_of(target: str) -> list[str]:

@@ -39,11 +39,15 @@ from tasks.llm.budget import BudgetExhausted, BudgetLedger
 from tasks.llm.design import DesignTools, design_claude
 from tasks.llm.pricing import DEFAULT_MODEL
 from tasks.llm.session import ClaudeSession, LLMFailure, resolve_who
+from tasks.observe.pictures import EQUITY_PNG, equity_png
+from tasks.observe.traces import configure_tracing
 from tasks.provenance import provenance
 from tasks.settings import enforce_operator_rules, operator_settings
 from tasks.splits import split_bounds
 from tasks.storage import History, Stage, load_history, strategies_dir
 from tasks.train import train
+
+configure_tracing()  # before any run: Prefect's spans need this process's tracer provider
 
 Who = Literal["auto", "local", "claude"]
 DEFAULT_MARKET = ("SPX", "1d")  # the S&P 500: the best-known benchmark and 20 years of history
@@ -140,6 +144,7 @@ def _cycle(params: CycleParams) -> State:
                 "training.json", {**outcome.metrics.model_dump(mode="json"), "provenance": record}
             )
             gate = check_training_gate(outcome.metrics, strategy.gates.training)
+            progress.gate(gate)
             progress.note(
                 f"accuracy {outcome.metrics.accuracy:.3f}, final loss {outcome.metrics.final_loss:.3f}"
             )
@@ -159,10 +164,12 @@ def _cycle(params: CycleParams) -> State:
         }
         result.held_out = held_out_summary(report)
         stage.write_json("backtest.json", {**report.model_dump(mode="json"), "provenance": record})
+        stage.write_bytes(EQUITY_PNG, equity_png(strategy, market.bars, frame, bounds, report))
         sel = report.selection
         sharpe = "n/a" if sel.sharpe is None else f"{sel.sharpe:.2f}"
         progress.note(f"{part} return {sel.total_return:.2%}, Sharpe {sharpe}, {sel.trades} closed trades")
         gate = check_backtest_gate(sel, strategy.gates.backtest)
+        progress.gate(gate)
         if not gate.passed:
             raise GateFailed(gate.reason)
 
@@ -185,11 +192,13 @@ def _cycle(params: CycleParams) -> State:
         _account(result, progress, started, session)
         return _conclude(result, designed, stage, progress, record, learnings=assessment.learnings)
     except GateFailed as gate_failure:
+        progress.failed("gate")
         result.failed_phase, result.reason = progress.phase, str(gate_failure)
         _account(result, progress, started, session)
         return _conclude(result, designed, stage, progress, record, learnings=[])
     except Exception as exc:
         result.failed_phase = progress.phase
+        progress.failed("error")
         _account(result, progress, started, session)
         if isinstance(exc, (LLMFailure, BudgetExhausted)):
             result.reason = str(exc)  # already says what and why, e.g. "budget_exhausted: ..."
@@ -322,8 +331,9 @@ def _conclude(
     )
     stage.commit(strategy, started_at)
     progress.finish()
+    picture = final / EQUITY_PNG  # committed with the results; absent when no backtest ran
     create_markdown_artifact(
-        markdown=summary_markdown(result, strategy),
+        markdown=summary_markdown(result, strategy, picture.read_bytes() if picture.is_file() else None),
         key="cycle-" + re.sub(r"[^a-z0-9]+", "-", strategy.strategy_id),
         description=f"Research cycle of {strategy.strategy_id}: {result.status}",
     )

@@ -22,6 +22,15 @@ if ! command -v mcs >/dev/null || ! command -v mono >/dev/null; then
       >/dev/null 2>&1 || echo "test: could not install mono-mcs; the C# export tests will be skipped" >&2
   fi
 fi
+# The observability tests scrape the metrics exporter with Debian's prometheus (skipped, with the reason,
+# where it cannot be installed).
+if ! command -v prometheus >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test: installing prometheus (Debian) for the observability tests" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) \
+      >/dev/null 2>&1 || echo "test: could not install prometheus; the Prometheus tests will be skipped" >&2
+  fi
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest "$@"

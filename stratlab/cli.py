@@ -1,7 +1,8 @@
 """`stratlab`: run research cycles, operate them through Prefect, list data and strategies.
 
-One module per command group: ``cycle``, ``sweep``, ``campaign``, ``export``, ``operate`` (up, down,
-trigger, status, cancel) and ``catalog`` (data, strategies, budget); ``common`` holds what they share.
+One module per command group: ``cycle``, ``sweep``, ``campaign``, ``export``, ``metrics``, ``operate``
+(up, down, trigger, status, cancel) and ``catalog`` (data, strategies, budget); ``common`` holds what
+they share.
 Heavy libraries (Prefect, torch, vectorbt) are imported inside the commands that need them, so
 `stratlab --help` and the listing commands answer at once.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from stratlab import campaign, catalog, cycle, export, operate, sweep
+from stratlab import campaign, catalog, cycle, export, metrics, operate, sweep
 from stratlab.common import prepare_prefect_env
 
 __all__ = ["app", "prepare_prefect_env"]
@@ -24,6 +25,7 @@ for command in (operate.up, operate.down, operate.trigger, operate.status, opera
     app.command()(command)
 app.command()(catalog.budget)
 app.command()(export.export)
+app.command()(metrics.metrics)
 app.add_typer(campaign.campaign_app, name="campaign")
 app.add_typer(catalog.data_app, name="data")
 app.add_typer(catalog.strategies_app, name="strategies")

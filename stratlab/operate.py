@@ -12,24 +12,43 @@ from stratlab.common import EXIT_ERROR, EXIT_GATE, console, fail, prepare_prefec
 
 def up(
     port: Annotated[int, typer.Option(help="Port for a new server on 127.0.0.1.")] = 4200,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port of the metrics exporter on 127.0.0.1 (default $STRATLAB_METRICS_PORT or 9108)."
+        ),
+    ] = None,
+    prometheus: Annotated[
+        bool, typer.Option("--prometheus", help="Also start Debian's prometheus, scraping the exporter.")
+    ] = False,
+    prometheus_port: Annotated[int, typer.Option(help="Port of that Prometheus on 127.0.0.1.")] = 9090,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Start (or find) a Prefect server on 127.0.0.1, set it up, deploy prefect.yaml, start a worker."""
+    """Start (or find) a Prefect server on 127.0.0.1, set it up, deploy prefect.yaml, start a worker and
+    the metrics exporter (and Prometheus with --prometheus)."""
     from deployments.stack import up as stack_up
 
     prepare_prefect_env()
     try:
-        stack = stack_up(port=port, say=(lambda _: None) if as_json else console.print)
-    except (RuntimeError, OSError) as exc:
+        stack = stack_up(
+            port=port,
+            say=(lambda _: None) if as_json else console.print,
+            metrics_port=metrics_port,
+            prometheus_port=prometheus_port if prometheus else None,
+        )
+    except (RuntimeError, OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     if as_json:
         print_json({**stack.model_dump(), "ui_url": stack.ui_url})
     else:
         console.print(f"[bold green]ready[/bold green]  Prefect UI: {stack.ui_url}")
+        console.print(f"       metrics: {stack.metrics_url}")
+        if stack.prometheus_url:
+            console.print(f"       Prometheus: {stack.prometheus_url}/graph")
 
 
 def down(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Stop the worker and server that `stratlab up` started."""
+    """Stop what `stratlab up` started: Prometheus, the metrics exporter, the worker and the server."""
     from deployments.stack import StopRefused
     from deployments.stack import down as stack_down
 

@@ -19,6 +19,7 @@ class GateResult(BaseModel):
     gate: str
     passed: bool
     failures: list[str]
+    checks: dict[str, bool] = {}  # criterion -> passed, each criterion the gate judged (for metrics)
 
     @property
     def reason(self) -> str:
@@ -41,31 +42,42 @@ def compared(value: float, threshold: float, op: str, percent: bool = False) -> 
 
 def check_training_gate(m: TrainingMetrics, gate: TrainingGate) -> GateResult:
     failures = []
-    if m.accuracy < gate.min_accuracy:
+    checks = {
+        "accuracy": m.accuracy >= gate.min_accuracy,
+        "final_loss": m.final_loss <= gate.max_final_loss,
+        "loss_decrease": m.loss_decrease >= gate.min_loss_decrease,
+    }
+    if not checks["accuracy"]:
         failures.append(f"accuracy {compared(m.accuracy, gate.min_accuracy, '<')}")
-    if m.final_loss > gate.max_final_loss:
+    if not checks["final_loss"]:
         failures.append(f"final loss {compared(m.final_loss, gate.max_final_loss, '>')}")
-    if m.loss_decrease < gate.min_loss_decrease:
+    if not checks["loss_decrease"]:
         failures.append(
             f"loss decrease {compared(m.loss_decrease, gate.min_loss_decrease, '<', percent=True)}"
         )
-    return GateResult(gate="training", passed=not failures, failures=failures)
+    return GateResult(gate="training", passed=not failures, failures=failures, checks=checks)
 
 
 def check_backtest_gate(m: BacktestMetrics, gate: BacktestGate) -> GateResult:
     """Judge the selection-part backtest. Zero closed trades never pass, whatever `min_trades` says."""
     failures = []
     min_trades = max(gate.min_trades, 1)
-    if m.trades < min_trades:
+    checks = {
+        "trades": m.trades >= min_trades,
+        "win_rate": m.win_rate is not None and m.win_rate >= gate.min_win_rate,
+        "max_drawdown": m.max_drawdown <= gate.max_drawdown,
+        "sharpe": m.sharpe is not None and m.sharpe >= gate.min_sharpe,
+    }
+    if not checks["trades"]:
         failures.append(f"{m.trades} closed trades < {min_trades}")
     if m.win_rate is None:
         failures.append("win rate undefined (no closed trade)")
-    elif m.win_rate < gate.min_win_rate:
+    elif not checks["win_rate"]:
         failures.append(f"win rate {compared(m.win_rate, gate.min_win_rate, '<', percent=True)}")
-    if m.max_drawdown > gate.max_drawdown:
+    if not checks["max_drawdown"]:
         failures.append(f"max drawdown {compared(m.max_drawdown, gate.max_drawdown, '>', percent=True)}")
     if m.sharpe is None:
         failures.append("Sharpe undefined (returns have no variance)")
-    elif m.sharpe < gate.min_sharpe:
+    elif not checks["sharpe"]:
         failures.append(f"Sharpe {compared(m.sharpe, gate.min_sharpe, '<')}")
-    return GateResult(gate="backtest", passed=not failures, failures=failures)
+    return GateResult(gate="backtest", passed=not failures, failures=failures, checks=checks)

@@ -4,6 +4,7 @@ strategies folder per test so no test writes into the repository."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -69,3 +70,35 @@ def period_metrics(**fields):
         "final_value": 10_500.0,
     }
     return BacktestMetrics(**{**values, **fields})
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+SCREENSHOTS = Path(
+    os.environ.get("STRATLAB_SCREENSHOTS") or Path(tempfile.gettempdir()) / "stratlab-screenshots"
+)
+
+
+@pytest.fixture
+def browser():
+    """Debian's chromium, headless, through selenium (tests that use it skip without CHROMIUM)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,7 +16,7 @@ from uuid import UUID
 
 import pytest
 import yaml
-from conftest import STRATEGIES
+from conftest import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, STRATEGIES
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +47,7 @@ class Stack:
             "STRATLAB_REPORTS_DIR": str(home / "reports"),
             "COLUMNS": "200",
             "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+            "STRATLAB_METRICS_PORT": str(free_port()),  # `up` starts the exporter: never the default port
         }
         self.env.pop("PREFECT_API_URL", None)
         self.api = ""
@@ -107,7 +106,7 @@ def stack(tmp_path_factory):
     yield s
     down = s.cli("down", "--json")
     stopped = json.loads(down.stdout)["stopped"]
-    assert set(stopped) == {"worker", "server"}
+    assert set(stopped) == {"worker", "server", "metrics"}
 
 
 def test_up_deploys_one_cycle_at_a_time_with_an_inactive_schedule(stack):
@@ -516,37 +515,6 @@ def test_a_suspension_that_expired_is_failed_and_resume_still_continues(stack):
     assert_continued(json.loads((folder / "campaign.json").read_text()), before, folder)
 
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-SCREENSHOTS = Path(
-    os.environ.get("STRATLAB_SCREENSHOTS") or Path(tempfile.gettempdir()) / "stratlab-screenshots"
-)
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-quic",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,900",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
 def find_text(driver, text: str, selector: str = "button", timeout: float = 30):
     """The first element matching `selector` whose text is `text`, once the page shows it."""
     from selenium.webdriver.common.by import By
@@ -607,6 +575,35 @@ def test_prefect_ui_runs_and_cancels_a_cycle(stack, browser):
     finally:
         with stack.client() as c:
             c.update_deployment(deployment.id, DeploymentUpdate(parameters={}))
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_prefect_ui_shows_a_cycle_summary_with_its_equity_picture(stack, browser):
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    started = stack.json("trigger", "--strategy", str(STRATEGIES / "ema_cross_atr.yaml"))
+    assert started["triggered"], started
+    stack.wait_final(started["run_id"], timeout=300, settled_as="Completed")
+    with stack.client() as c:
+        artifacts = c.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(started["run_id"])]))
+        )
+    [summary] = [a for a in artifacts if a.key == "cycle-ema-cross-atr"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.get(f"{stack.api.removesuffix('/api')}/artifacts/artifact/{summary.id}")
+
+    def picture(driver):
+        images = driver.find_elements(By.CSS_SELECTOR, "img[src^='data:image/png;base64,']")
+        return images[0] if images else False
+
+    image = WebDriverWait(browser, 60).until(picture)  # the Markdown rendered, the data URI kept
+    loaded = "return arguments[0].complete && arguments[0].naturalWidth"
+    assert WebDriverWait(browser, 30).until(lambda d: d.execute_script(loaded, image)) == 1000
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", image)
+    time.sleep(1)
+    browser.save_screenshot(str(SCREENSHOTS / "ui-cycle-summary.png"))
 
 
 def test_killed_worker_leaves_a_crashed_run_and_a_rerun_reuses_finished_steps(stack):

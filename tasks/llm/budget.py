@@ -187,6 +187,19 @@ class BudgetLedger:
                 (datetime.now(UTC).isoformat(timespec="seconds"), reservation_id),
             )
 
+    def totals(self) -> list[dict]:
+        """Every call ever recorded, summed per (purpose, status): calls, tokens by kind, dollars (settled
+        cost; an open reservation counts its worst case). What the metrics exporter counts."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT purpose, status, COUNT(*), SUM(input_tokens), SUM(output_tokens), "
+                "SUM(cache_write_tokens), SUM(cache_read_tokens), "
+                "SUM(CASE status WHEN 'reserved' THEN reserved_usd ELSE COALESCE(cost_usd, 0) END) "
+                "FROM ledger GROUP BY purpose, status ORDER BY purpose, status"
+            ).fetchall()
+        keys = ("purpose", "status", "calls", "input", "output", "cache_write", "cache_read", "usd")
+        return [dict(zip(keys, (r[0], r[1], *(x or 0 for x in r[2:])), strict=True)) for r in rows]
+
     def status(self) -> BudgetStatus:
         day = today()
         host = socket.gethostname()
