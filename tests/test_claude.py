@@ -69,15 +69,20 @@ def tool_results(request: dict) -> list[dict]:
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def whole_claude_cycle(fake):
-    """Claude designs (list, recent, validate, save) and assesses one neuro-fuzzy cycle on SPX daily."""
-    fake.queue(
+def claude_cycle_replies(contract: dict) -> list:
+    """Claude's side of a whole cycle: list, recent, validate and save ``contract``, then assess it."""
+    return [
         tool_use("list_symbols", {}, ("list_indicators", {})),
         tool_use("recent_strategies", {"limit": 5}),
-        tool_use("validate_contract", NF_CONTRACT),
-        tool_use("save_contract", NF_CONTRACT),
+        tool_use("validate_contract", contract),
+        tool_use("save_contract", contract),
         tool_use("submit_assessment", ASSESSMENT),
-    )
+    ]
+
+
+def whole_claude_cycle(fake):
+    """Claude designs (list, recent, validate, save) and assesses one neuro-fuzzy cycle on SPX daily."""
+    fake.queue(*claude_cycle_replies(NF_CONTRACT))
     return run(designer="claude", assessor="claude", symbol="SPX", timeframe="1d")
 
 

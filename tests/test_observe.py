@@ -19,8 +19,8 @@ import urllib.request
 
 import pytest
 from conftest import CHROMEDRIVER, CHROMIUM, REPO, SCREENSHOTS, STRATEGIES
-from fake_anthropic import FakeAnthropic, tool_use
-from test_claude import ASSESSMENT, NF_CONTRACT
+from fake_anthropic import FakeAnthropic
+from test_claude import NF_CONTRACT, claude_cycle_replies
 from test_operate import SLOW, Stack, free_port
 
 pytestmark = pytest.mark.slow
@@ -83,13 +83,7 @@ def observed(tmp_path_factory):
             assert s.json("cancel")["cancelled"]
             s.wait_final(run["run_id"], settled_as="Cancelled", timeout=300)
 
-            fake.queue(
-                tool_use("list_symbols", {}, ("list_indicators", {})),
-                tool_use("recent_strategies", {"limit": 5}),
-                tool_use("validate_contract", NF_CONTRACT),
-                tool_use("save_contract", NF_CONTRACT),
-                tool_use("submit_assessment", ASSESSMENT),
-            )
+            fake.queue(*claude_cycle_replies(NF_CONTRACT))
             claude = {
                 **s.env,
                 "PREFECT_API_URL": s.api,

@@ -18,21 +18,14 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import STRATEGIES
-from fake_anthropic import FakeAnthropic, error, tool_use
+from fake_anthropic import FakeAnthropic, error
 from otlp_receiver import OTLPReceiver, ReceivedSpan
+from test_claude import claude_cycle_replies
 
 SECRET = "sk-ant-trace-5d1e8c2b7a94f036-in-no-span"
 NF_CONTRACT = {
     **yaml.safe_load((STRATEGIES / "fuzzy_momentum_mlp.yaml").read_text()),
     "strategy_id": "traced_mlp",
-}
-ASSESSMENT = {
-    "verdict": "iterate",
-    "summary": "Some edge on validation bars, thin against buy-and-hold.",
-    "strengths": ["positive validation Sharpe"],
-    "weaknesses": ["trails buy-and-hold"],
-    "suggestions": ["add a trend filter"],
-    "learnings": ["momentum memberships alone barely beat the prior"],
 }
 # what a CallRecord holds and its span repeats (seconds: the span's own duration says it)
 CALL_FIELDS = (
@@ -127,11 +120,7 @@ def test_a_claude_cycle_is_one_trace_of_its_tasks_and_calls(receiver, tmp_path):
     with FakeAnthropic() as fake:
         fake.queue(
             error(529, "overloaded_error", "Overloaded", retry_after_ms="20"),  # the first call is retried
-            tool_use("list_symbols", {}, ("list_indicators", {})),
-            tool_use("recent_strategies", {"limit": 5}),
-            tool_use("validate_contract", NF_CONTRACT),
-            tool_use("save_contract", NF_CONTRACT),
-            tool_use("submit_assessment", ASSESSMENT),
+            *claude_cycle_replies(NF_CONTRACT),
         )
         done = stratlab(
             "cycle --designer claude --assessor claude --symbol SPX --timeframe 1d --json",
