@@ -31,6 +31,15 @@ if ! command -v prometheus >/dev/null; then
       >/dev/null 2>&1 || echo "test: could not install prometheus; the Prometheus tests will be skipped" >&2
   fi
 fi
+# The fleet and ledger tests start Debian's PostgreSQL in a temporary data directory (skipped, with the
+# reason, where it cannot be installed).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test: installing postgresql (Debian) for the fleet and ledger tests" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql) \
+      >/dev/null 2>&1 || echo "test: could not install postgresql; the PostgreSQL tests will be skipped" >&2
+  fi
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest "$@"

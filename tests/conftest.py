@@ -33,6 +33,17 @@ def prefect_api():
         yield
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """Debian's PostgreSQL in a temporary data directory on a free 127.0.0.1 port, for the session."""
+    from tests.postgres import LocalPostgres, postgres_binaries
+
+    if postgres_binaries() is None:
+        pytest.skip("PostgreSQL is not installed (scripts/test.sh installs Debian's postgresql as root)")
+    with LocalPostgres() as server:
+        yield server
+
+
 @pytest.fixture
 def strategies_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "strategies"

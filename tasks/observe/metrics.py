@@ -14,6 +14,7 @@ left out and ``stratlab_source_up{source}`` says 0, so a dashboard shows the gap
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -184,10 +185,13 @@ class StratLabCollector(Collector):
     # --- the budget ledger ----------------------------------------------------------------------------
 
     def _ledger(self) -> Iterator[Metric]:
-        from tasks.llm.budget import BudgetLedger, ledger_path
+        from tasks.llm.budget import LEDGER_URL_ENV, BudgetLedger, ledger_path
 
         path = self.ledger or ledger_path()
-        if not path.exists():  # no call was ever made: nothing to create, nothing to count
+        if self.ledger is None and os.environ.get(LEDGER_URL_ENV, "").strip():
+            ledger = BudgetLedger()  # a database server's ledger (PostgreSQL)
+            rows, status = ledger.totals(), ledger.status()
+        elif not path.exists():  # no call was ever made: nothing to create, nothing to count
             rows, status = [], None
         else:
             ledger = BudgetLedger(path)
