@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from strategy_contract import atomic_write_text
+from tasks.places import home
 from tasks.processes import alive, process_identity, same_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +47,7 @@ class Stack(BaseModel):
     prometheus_pid: int | None = None  # Debian's prometheus, with `up --prometheus`
     prometheus_identity: str | None = None
     prometheus_url: str | None = None
+    database: str = "sqlite"  # the server's database, as shown (a PostgreSQL URL without its password)
     logs: str = ""
 
     @property
@@ -55,10 +57,6 @@ class Stack(BaseModel):
 
 class StopRefused(RuntimeError):
     """`down` was not allowed to signal a process it started (it runs as another user)."""
-
-
-def home() -> Path:
-    return Path(os.environ.get("STRATLAB_HOME") or Path.home() / ".stratlab")
 
 
 def state_file() -> Path:
@@ -122,6 +120,30 @@ def _env(api: str) -> dict[str, str]:
     }
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def server_database_url(database: str) -> str:
+    """The SQLAlchemy URL Prefect's server is given for ``--database``: a ``postgresql://`` URL gets the
+    asyncpg driver Prefect uses. Anything else is refused by name."""
+    if database.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + database.split("://", 1)[1]
+    if database.startswith("postgresql+asyncpg://"):
+        return database
+    raise ValueError(f"--database: '{_hide_password(database)}' is not a postgresql:// URL")
+
+
+def _hide_password(url: str) -> str:
+    """A database URL as it may be shown and written: ``user:***@host``."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a URL)"
+
+
 def _adopt(name: str, pid: int | None, identity: str | None, say) -> tuple[int | None, str | None]:
     """The (pid, identity) of a process a previous `up` recorded, if that very process still runs."""
     if not alive(pid):
@@ -142,14 +164,31 @@ def up(
     say=print,
     metrics_port: int | None = None,
     prometheus_port: int | None = None,
+    database: str | None = None,
+    host: str = "127.0.0.1",
 ) -> Stack:
     """Find or start the server, set it up, deploy, and make sure a worker and the metrics exporter run
     (on ``metrics_port``, default ``$STRATLAB_METRICS_PORT`` or 9108); with ``prometheus_port``, also
-    a Prometheus server scraping the exporter."""
+    a Prometheus server scraping the exporter.
+
+    A server this call starts binds ``host`` (127.0.0.1 unless told otherwise) and keeps its runs in
+    ``database`` (a ``postgresql://`` URL: what a fleet of workers on several machines needs), else in
+    Prefect's SQLite file under ``$PREFECT_HOME``. With ``$PREFECT_API_URL`` naming another machine's
+    server, only a worker and the exporter start here: that is how a machine joins the fleet."""
     previous = load_stack()
     logs = home() / "logs"
+    server_env: dict[str, str] = {}
+    if database:
+        server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = server_database_url(database)
+    if host not in LOOPBACK and not os.environ.get("PREFECT_SERVER_API_AUTH_STRING"):
+        say(
+            f"warning: the server will listen on {host}, reachable from other machines, and no "
+            "PREFECT_SERVER_API_AUTH_STRING is set: anyone who reaches it can run flows. See the README's "
+            "security notes."
+        )
+    local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     api = os.environ.get("PREFECT_API_URL") or (
-        previous.api_url if previous else f"http://127.0.0.1:{port}/api"
+        previous.api_url if previous else f"http://{local}:{port}/api"
     )
     server_pid, server_identity = (
         _adopt("server", previous.server_pid, previous.server_identity, say) if previous else (None, None)
@@ -157,22 +196,31 @@ def up(
     if healthy(api):
         say(f"server: found {api}")
     else:
-        if not api.startswith(("http://127.0.0.1:", "http://localhost:")):
+        if not api.startswith((f"http://{local}:", "http://127.0.0.1:", "http://localhost:")):
             raise RuntimeError(f"Prefect API {api} does not answer; start it, or unset PREFECT_API_URL")
         port = int(api.rsplit(":", 1)[1].split("/")[0])
         server_pid = _spawn(
-            [_prefect(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            [_prefect(), "server", "start", "--host", host, "--port", str(port)],
             logs / "server.log",
-            _env(api),
+            {**_env(api), **server_env},
         )
         server_identity = process_identity(server_pid)
-        say(f"server: starting on 127.0.0.1:{port} (pid {server_pid}, log {logs / 'server.log'})")
+        shown = _hide_password(database) if database else "SQLite under $PREFECT_HOME"
+        say(
+            f"server: starting on {host}:{port}, database {shown} (pid {server_pid}, log {logs / 'server.log'})"
+        )
         deadline = time.monotonic() + wait_s
         while not healthy(api):
             if time.monotonic() > deadline or not alive(server_pid):
                 raise RuntimeError(f"the Prefect server did not start; see {logs / 'server.log'}")
             time.sleep(1)
-    stack = Stack(api_url=api, server_pid=server_pid, server_identity=server_identity, logs=str(logs))
+    stack = Stack(
+        api_url=api,
+        server_pid=server_pid,
+        server_identity=server_identity,
+        database=_hide_password(database) if database else (previous.database if previous else "sqlite"),
+        logs=str(logs),
+    )
     atomic_write_text(state_file(), stack.model_dump_json(indent=2))
 
     configure(api, say)

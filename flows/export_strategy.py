@@ -10,7 +10,6 @@ flow run; the defaults both use (the folder, what "all" means, the parity senten
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -23,7 +22,7 @@ from prefect.states import Completed, State
 from tasks.edge import uncached_step
 from tasks.export.files import TARGETS, export_all, resolve_contract
 from tasks.observe.traces import configure_tracing
-from tasks.provenance import REPO
+from tasks.places import exports_dir
 
 configure_tracing()  # before any run: Prefect's spans need this process's tracer provider
 
@@ -32,11 +31,6 @@ ExportTarget = Literal[(*TARGETS, "all")]  # type: ignore[valid-type]
 
 # Uncached: it reads the market data folder ($STRATLAB_DATA_DIR) and writes files a person may delete.
 export_files = uncached_step(export_all, "export-files")
-
-
-def exports_dir() -> Path:
-    """``$STRATLAB_EXPORTS_DIR`` or the repository's ``exports/``."""
-    return Path(os.environ.get("STRATLAB_EXPORTS_DIR") or REPO / "exports")
 
 
 def default_out(strategy_id: str) -> Path:

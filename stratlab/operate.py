@@ -22,6 +22,17 @@ def up(
         bool, typer.Option("--prometheus", help="Also start Debian's prometheus, scraping the exporter.")
     ] = False,
     prometheus_port: Annotated[int, typer.Option(help="Port of that Prometheus on 127.0.0.1.")] = 9090,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL URL for a new server's database (postgresql://user:pass@host:5432/db), "
+            "for a fleet of workers; default: Prefect's SQLite file."
+        ),
+    ] = None,
+    host: Annotated[
+        str,
+        typer.Option(help="Address a new server listens on; other than 127.0.0.1, protect it (README)."),
+    ] = "127.0.0.1",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Start (or find) a Prefect server on 127.0.0.1, set it up, deploy prefect.yaml, start a worker and
@@ -35,6 +46,8 @@ def up(
             say=(lambda _: None) if as_json else console.print,
             metrics_port=metrics_port,
             prometheus_port=prometheus_port if prometheus else None,
+            database=database,
+            host=host,
         )
     except (RuntimeError, OSError, ValueError) as exc:
         raise fail(str(exc)) from None

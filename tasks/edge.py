@@ -4,8 +4,9 @@ A *cached* step persists its result and is keyed by its inputs' content and the 
 the run: when a cycle crashes (a killed worker, a lost machine) and is run again with the same
 parameters, the steps that had finished are read back instead of redone. Steps whose inputs hide state
 (a data folder named by an environment variable, an API client) or whose repetition must be a new event
-(a call to Claude) are *uncached*. Results go to Prefect's result storage (``PREFECT_LOCAL_STORAGE_PATH``,
-or a shared storage block for a fleet of machines).
+(a call to Claude) are *uncached*. Results go to signed files under ``$STRATLAB_STEP_RESULTS_DIR``
+(default ``<shared>/step-results``; see ``tasks/places.py``), which every worker of a fleet can reach, and
+are verified before they are unpickled (``tasks/step_store.py``).
 
 Operator switch: ``STRATLAB_STEP_CACHE`` (default on). ``0``, ``off``, ``false`` or ``no`` (any case)
 turns the step cache off: `cached_step` then builds plain tasks with Prefect's ``NO_CACHE`` that neither
@@ -33,6 +34,7 @@ from prefect.cache_policies import NO_CACHE, CacheKeyFnPolicy
 from pydantic import BaseModel
 
 from tasks.provenance import REPO, library_versions
+from tasks.step_store import step_store
 
 CACHE_FOR = timedelta(days=7)
 STEP_CACHE_ENV = "STRATLAB_STEP_CACHE"
@@ -96,7 +98,11 @@ def cached_step(fn: Callable, name: str):
     if not step_cache_enabled():
         return uncached_step(fn, name)
     policy = CacheKeyFnPolicy(cache_key_fn=_step_key)
-    return task(fn, name=name, persist_result=True, cache_policy=policy, cache_expiration=CACHE_FOR)
+    step = task(fn, name=name, persist_result=True, cache_policy=policy, cache_expiration=CACHE_FOR)
+    # Set after construction: Task() accepts only a block saved on the server, and this one needs no
+    # server (its folder and key are settings of the process; see tasks/step_store.py).
+    step.result_storage = step_store()
+    return step
 
 
 def uncached_step(fn: Callable, name: str):

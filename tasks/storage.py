@@ -30,17 +30,13 @@ from pydantic import BaseModel
 from strategy_contract import atomic_write_json, load_strategy, strategy_to_yaml, validate_strategy_id
 from strategy_contract.io import atomic_write_bytes, atomic_write_text
 from strategy_contract.models import Strategy
+from tasks.places import strategies_dir
 from tasks.processes import process_identity, same_process
 
 REPO = Path(__file__).resolve().parents[1]
 STAGING = ".staging"
 OWNER = "owner.json"
 RUN_CONTRACT = "contract.yaml"
-
-
-def strategies_dir() -> Path:
-    """The strategies folder: ``$STRATLAB_STRATEGIES_DIR`` or the repository's ``strategies/``."""
-    return Path(os.environ.get("STRATLAB_STRATEGIES_DIR") or REPO / "strategies")
 
 
 def strategy_file(name: str, directory: Path | None = None) -> Path:

@@ -168,9 +168,10 @@ def test_the_api_key_is_written_to_no_file(fake, strategies_home, monkeypatch):
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import (
         PREFECT_HOME,
-        PREFECT_LOCAL_STORAGE_PATH,
         PREFECT_SERVER_DATABASE_CONNECTION_URL,
     )
+
+    from tasks.places import step_results_dir
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", SCAN_KEY)
     state, result = whole_claude_cycle(fake)
@@ -182,7 +183,7 @@ def test_the_api_key_is_written_to_no_file(fake, strategies_home, monkeypatch):
 
     database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split(":///", 1)[1])
     ledger = Path(os.environ["STRATLAB_LEDGER"])
-    results = Path(PREFECT_LOCAL_STORAGE_PATH.value())
+    results = step_results_dir()
     scanned = files_under(strategies_home, ledger.parent, PREFECT_HOME.value(), database.parent, results)
     where = (
         f"{len(scanned)} files scanned: {len(files_under(strategies_home))} in the strategies folder, "

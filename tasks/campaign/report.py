@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from strategy_contract.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from tasks.sweep.report import reports_dir
+from tasks.campaign.request import CampaignInputError
+from tasks.places import reports_dir
 
 CAMPAIGN_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 LEADERBOARD_COLUMNS = (
@@ -38,10 +39,11 @@ def campaigns_dir() -> Path:
 
 
 def campaign_dir(campaign_id: str) -> Path:
-    """The folder of a campaign; the id is checked before it touches a path."""
-    if not CAMPAIGN_ID.match(campaign_id or ""):
-        raise ValueError(
-            f"campaign id '{campaign_id}': use 1-64 lowercase letters, digits, '-' or '_' (from a letter or digit)"
+    """The folder of a campaign; the id is checked before it touches a path (whole: ``$`` alone would
+    let a trailing newline through)."""
+    if not isinstance(campaign_id, str) or not CAMPAIGN_ID.fullmatch(campaign_id):
+        raise CampaignInputError(
+            f"campaign id {campaign_id!r}: use 1-64 lowercase letters, digits, '-' or '_' (from a letter or digit)"
         )
     return campaigns_dir() / campaign_id
 

@@ -240,7 +240,7 @@ class StratLabCollector(Collector):
     # --- reports: campaigns, sweeps, exports ------------------------------------------------------
 
     def _reports(self) -> Iterator[Metric]:
-        from tasks.sweep.report import reports_dir
+        from tasks.places import reports_dir
 
         reports = self.reports or reports_dir()
         yield from _campaigns(_read_all(reports / "campaigns", "*/campaign.json"))
@@ -283,7 +283,7 @@ def _read_all(folder: Path, pattern: str) -> list[dict]:
 
 
 def _default_exports() -> Path:
-    from flows.export_strategy import exports_dir
+    from tasks.places import exports_dir
 
     return exports_dir()
 

@@ -22,14 +22,9 @@ import pandas as pd
 
 from strategy_contract.io import atomic_write_bytes, atomic_write_json, atomic_write_text, strategy_to_yaml
 from strategy_contract.models import Strategy
-from tasks.storage import REPO
+from tasks.places import reports_dir
 
 LEADERBOARD_METRICS = ("score", "sharpe", "sortino", "total_return", "max_drawdown", "trades", "win_rate")
-
-
-def reports_dir() -> Path:
-    """``$STRATLAB_REPORTS_DIR`` or the repository's ``reports/``."""
-    return Path(os.environ.get("STRATLAB_REPORTS_DIR") or REPO / "reports")
 
 
 def sweep_dir(sweep_id: str) -> Path:
