@@ -12,58 +12,49 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from strategy_contract.errors import ContractError, problems_from, shown
 from strategy_contract.models import Strategy, validate_strategy_id
 
-
-class ContractError(ValueError):
-    """A contract was rejected. ``problems`` lists (field path, reason); str() shows them all."""
-
-    def __init__(self, source: str, problems: list[tuple[str, str]]):
-        self.source = source
-        self.problems = problems
-        lines = [f"{path}: {reason}" if path else reason for path, reason in problems]
-        super().__init__(f"{source}: invalid strategy contract:\n  - " + "\n  - ".join(lines))
-
-
-_TAGS = {"Condition", "AllOf", "AnyOf"}
-
-
-def _field_path(loc: tuple[Any, ...]) -> str:
-    path = ""
-    for part in loc:
-        if part in _TAGS:
-            continue
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
-def problems_from(error: ValidationError) -> list[tuple[str, str]]:
-    """Flatten pydantic's errors into (path, reason) pairs; cross-field checks carry their own paths."""
-    problems = []
-    for err in error.errors():
-        path = _field_path(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        for line in msg.split("\n"):
-            if not path and ": " in line:
-                problems.append(tuple(line.split(": ", 1)))
-            else:
-                shown = (
-                    ""
-                    if err["type"] in ("value_error", "assertion_error")
-                    else f" (got {err.get('input')!r})"
-                )
-                problems.append((path, line + (shown if len(shown) < 120 else "")))
-    return problems
+# A contract holds a few hundred values nested a dozen levels; far more is an alias bomb or no contract.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
 
 
 def parse_strategy(data: Any, source: str = "contract") -> Strategy:
     """Validate plain data (from YAML, JSON or an LLM's tool input) into a Strategy."""
     if not isinstance(data, dict):
         raise ContractError(source, [("", f"expected a mapping of fields, got {type(data).__name__}")])
+    _check_size(data, source)
     try:
         return Strategy.model_validate(data)
     except ValidationError as exc:
         raise ContractError(source, problems_from(exc)) from None
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse data that holds more than MAX_VALUES values or nests deeper than MAX_DEPTH, before
+    pydantic walks it: YAML aliases let a few hundred bytes stand for billions of values (the "billion
+    laughs"), or for a list that contains itself, and a deep rule tree exhausts Python's recursion."""
+    count = 0
+    stack: list[tuple[Any, int, str]] = [(data, 0, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise ContractError(
+                source, [(path, f"nested deeper than {MAX_DEPTH} levels; a contract needs a dozen")]
+            )
+        if count > MAX_VALUES:
+            raise ContractError(
+                source,
+                [(path, f"the contract holds more than {MAX_VALUES:,} values (YAML aliases that expand?)")],
+            )
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                name = key if isinstance(key, str) else shown(key)
+                stack.append((inner, depth + 1, f"{path}.{name}" if path else name))
+        elif isinstance(value, list | tuple):
+            stack.extend((inner, depth + 1, f"{path}[{i}]") for i, inner in enumerate(value))
 
 
 def load_strategy(path: str | Path) -> Strategy:
@@ -72,13 +63,27 @@ def load_strategy(path: str | Path) -> Strategy:
     if not path.is_file():
         raise ContractError(str(path), [("", "file not found")])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(
+            str(path),
+            [("", f"not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); save it as UTF-8")],
+        ) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ContractError(
             str(path), [("", f"{where}not valid YAML ({getattr(exc, 'problem', exc)})")]
         ) from None
+    except RecursionError:
+        raise ContractError(
+            str(path),
+            [("", f"nested too deeply to read; a contract nests a dozen levels, at most {MAX_DEPTH}")],
+        ) from None
+    except ValueError as exc:  # a value YAML resolves but Python cannot build: 2020-13-45, a 5,000-digit int
+        raise ContractError(str(path), [("", f"a value is not readable ({exc})")]) from None
     return parse_strategy(data, str(path))
 
 

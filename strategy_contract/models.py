@@ -19,9 +19,19 @@ import re
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from strategy_contract.catalog import CATALOG, MODEL_OUTPUTS, PRICE_FIELDS
+from strategy_contract.errors import ContractError, problems_from, shown
 
 CONTRACT_VERSION = 1
 # A slug, optionally followed by '@<market>' for a contract run on another market than its own.
@@ -31,9 +41,10 @@ SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 
 
 class _Model(BaseModel):
-    """Strict base: unknown fields are errors, so a typo never silently does nothing."""
+    """Strict base: unknown fields are errors, so a typo never silently does nothing, and numbers are
+    finite (a NaN threshold or gate compares false with everything and an infinite one cannot be exported)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def close_match(name: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -42,17 +53,21 @@ def close_match(name: str, choices: list[str] | tuple[str, ...]) -> str:
     return f" (did you mean '{found[0]}'?)" if found else ""
 
 
+class StrategyIdError(ValueError):
+    """A strategy name that cannot become a file name; the message starts with ``strategy_id:``."""
+
+
 def validate_strategy_id(name: str) -> str:
     """Check a strategy name from anywhere (CLI, LLM, file) before it touches a path."""
     if not isinstance(name, str) or not name:
-        raise ValueError("strategy_id: must be a non-empty string")
+        raise StrategyIdError("strategy_id: must be a non-empty string")
     if len(name) > STRATEGY_ID_MAX:
-        raise ValueError(
+        raise StrategyIdError(
             f"strategy_id: '{name[:20]}...' is {len(name)} characters; the limit is {STRATEGY_ID_MAX}"
         )
     if not re.fullmatch(STRATEGY_ID_PATTERN, name):
-        raise ValueError(
-            f"strategy_id: '{name}' is not a safe name; use 3-64 lower-case letters, digits and "
+        raise StrategyIdError(
+            f"strategy_id: {name!r} is not a safe name; use 3-64 lower-case letters, digits and "
             "underscores, starting with a letter, optionally followed by '@' and a market such as "
             "'@spx_1d' (it becomes a file name)"
         )
@@ -92,12 +107,12 @@ class IndicatorSpec(_Model):
             value = self.params.get(name, p.default)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"params.{name}: {value} is not a finite number")
+            if not p.min <= value <= p.max:  # before float(): an int past 1e308 has no float
+                raise ValueError(
+                    f"params.{name}: {shown(value)} is outside [{p.min}, {p.max}] for {self.type}.{name}"
+                )
             if p.type is int and float(value) != int(value):
                 raise ValueError(f"params.{name}: {value} must be a whole number")
-            if not p.min <= value <= p.max:
-                raise ValueError(
-                    f"params.{name}: {value} is outside [{p.min}, {p.max}] for {self.type}.{name}"
-                )
             filled[name] = int(value) if p.type is int else float(value)
         for a, b in spec.ordered:
             if not filled[a] < filled[b]:
@@ -344,7 +359,7 @@ class BacktestGate(_Model):
     min_win_rate: float = Field(0.45, ge=0, le=1)
     max_drawdown: float = Field(0.40, gt=0, le=1)
     min_sharpe: float = Field(-0.5)
-    min_trades: int = Field(1, ge=0, description="Fewer trades than this say nothing.")
+    min_trades: int = Field(1, ge=0, le=1_000_000, description="Fewer trades than this say nothing.")
 
 
 class Gates(_Model):
@@ -378,7 +393,7 @@ class Strategy(_Model):
 
     contract_version: Literal[1] = Field(CONTRACT_VERSION, description="Version of this document format.")
     strategy_id: str = Field(pattern=STRATEGY_ID_PATTERN, max_length=STRATEGY_ID_MAX)
-    version: int = Field(1, ge=1, description="Revision of this strategy.")
+    version: int = Field(1, ge=1, le=1_000_000, description="Revision of this strategy.")
     thesis: str = Field(
         min_length=10, max_length=2000, description="Why it should work, in a sentence or two."
     )
@@ -578,7 +593,10 @@ class Strategy(_Model):
         if symbol != self.symbol:
             for cost in ("fees", "slippage"):
                 data.get("risk_model", {}).pop(cost, None)
-        return Strategy.model_validate(data)
+        try:  # the symbol and timeframe come from a form or the command line
+            return Strategy.model_validate(data)
+        except ValidationError as exc:
+            raise ContractError(f"{base} on {symbol!r} {timeframe!r}", problems_from(exc)) from None
 
 
 def _keep_fields_set(before: Any, after: Any) -> None:

@@ -162,3 +162,17 @@ def test_a_refused_signal_is_a_clear_error_not_a_traceback(sleeper):
         assert json.loads((home / "stack.json").read_text())["worker_pid"] == sleeper.pid  # kept
     finally:
         shutil.rmtree(home)
+
+
+def test_up_refuses_a_database_that_is_not_postgresql_without_showing_its_password(home):
+    done = subprocess.run(
+        [sys.executable, "-m", "stratlab", "up", "--database", "mysql://lab:s3cret@db:3306/prefect"],
+        env={**os.environ, "STRATLAB_HOME": str(home), "COLUMNS": "400"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "--database: 'mysql://lab:***@db:3306/prefect' is not a postgresql:// URL" in done.stderr
+    assert "s3cret" not in done.stdout + done.stderr
+    assert not state_file().exists()  # refused before anything started
