@@ -22,6 +22,11 @@ def prepare_prefect_env() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # Heartbeats from in-process runs too: a SIGKILLed `stratlab cycle` pointed at a server is then
+    # marked Crashed by the server's automation instead of holding the cycle slot as "Running" for good.
+    from deployments.stack import heartbeat_seconds
+
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(heartbeat_seconds()))
 
 
 def fail(message: str) -> typer.Exit:
