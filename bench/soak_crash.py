@@ -33,7 +33,7 @@ delay drawn with the seed between 5% and 95% of an uninterrupted run of that kin
    record; temporary files of atomic writes (``.<name>.<random>.tmp``) outside a staging folder are counted
    as leftovers; staging folders of the dead process are allowed, and must be gone after the re-run;
 2. the killed run is marked Crashed on the server (what the stack's heartbeat automation does after
-   5 x 30 s; an in-process run sends no heartbeats at all), then the same command is run to completion:
+   5 x 30 s without a heartbeat; doing it at once keeps the soak short), then the same command is run to completion:
    it must exit 0 (completed) or 2 (a gate said no); its task runs in the state "Cached" are counted, and
    compared with the steps whose results had been persisted before the kill (new files in the
    step-results folder). The files are checked again after the re-run.
