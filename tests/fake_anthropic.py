@@ -1,7 +1,9 @@
 """A local HTTP server that speaks enough of the Anthropic Messages API for the real SDK.
 
 It is the one fake the project allows: the network edge we cannot reach. Tests queue replies
-(tool_use, text, refusal, error statuses); the server records every request it receives, and reports
+(tool_use, text, refusal, error statuses) and network faults (``slow``: an answer later than the
+client waits; ``reset``: the socket closed mid-request; ``malformed``: a 200 whose body is not a
+Message); the server records every request it receives and when it came, and reports
 ``usage`` the way the API does, prompt caching included: the prefix up to a ``cache_control``
 breakpoint is written to its cache on first sight and read from it afterwards. Tokens are counted as
 one per four characters of JSON, an approximation of a real tokenizer.
@@ -9,10 +11,14 @@ one per four characters of JSON, an approximation of a real tokenizer.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
+import socket
+import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +37,9 @@ class Reply:
     stop_reason: str | None = "end_turn"
     headers: dict[str, str] = field(default_factory=dict)
     error: dict | None = None
+    delay_s: float = 0.0  # wait this long before answering
+    reset: bool = False  # close the socket with a TCP reset instead of answering
+    body: bytes | None = None  # send these bytes as the body instead of a Message or an error
 
 
 def tool_use(name: str, tool_input: dict | None = None, *more: tuple[str, dict]) -> Reply:
@@ -53,6 +62,22 @@ def error(status: int, kind: str, message: str, **headers: str) -> Reply:
     return Reply(status=status, error={"type": kind, "message": message}, headers=headers)
 
 
+def slow(seconds: float, reply: Reply | None = None) -> Reply:
+    """``reply`` (a short text answer by default), sent only after ``seconds``: set the client's
+    timeout below that to see a timeout."""
+    return dataclasses.replace(reply or text("late, but here"), delay_s=seconds)
+
+
+def reset() -> Reply:
+    """Read the request, then close the socket with a TCP reset (RST): no status line, no body."""
+    return Reply(reset=True)
+
+
+def malformed(body: bytes = b'{"id": "msg_cut", "type": "message", "content": [') -> Reply:
+    """A 200 with a JSON content type whose body is not a Message (by default, JSON cut short)."""
+    return Reply(body=body)
+
+
 class FakeAnthropic:
     """Start with ``with FakeAnthropic() as fake:``; queue replies with ``fake.queue(...)``."""
 
@@ -60,10 +85,12 @@ class FakeAnthropic:
         self.requests: list[dict] = []
         self.keys: list[str] = []  # the API key each request carried
         self.usages: list[dict] = []
+        self.times: list[float] = []  # time.monotonic() when each request arrived
         self._script: deque[Reply | Callable[[dict], Reply]] = deque()
         self._cache: set[str] = set()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._closing = threading.Event()  # ends the wait of slow replies when the server stops
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -83,6 +110,7 @@ class FakeAnthropic:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -134,7 +162,19 @@ class FakeAnthropic:
                 with fake._lock:
                     fake.requests.append(body)
                     fake.keys.append(key)
+                    fake.times.append(time.monotonic())
                 reply = fake._respond(body) if key else error(401, "authentication_error", "no API key")
+                if reply.reset:
+                    # SO_LINGER 0: close() sends RST at once, as a crashed proxy or load balancer does
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if fake._closing.wait(reply.delay_s):
+                    return
+                if reply.body is not None:
+                    self._send(reply.status, reply.body, reply.headers)
+                    return
                 if reply.status != 200:
                     payload = {"type": "error", "error": reply.error}
                 else:
@@ -150,14 +190,19 @@ class FakeAnthropic:
                         "stop_sequence": None,
                         "usage": usage,
                     }
-                data = json.dumps(payload).encode()
-                self.send_response(reply.status)
-                self.send_header("content-type", "application/json")
-                self.send_header("request-id", f"req_{len(fake.requests)}")
-                for name, value in reply.headers.items():
-                    self.send_header(name.replace("_", "-"), value)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._send(reply.status, json.dumps(payload).encode(), reply.headers)
+
+            def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("request-id", f"req_{len(fake.requests)}")
+                    for name, value in headers.items():
+                        self.send_header(name.replace("_", "-"), value)
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
+                    self.close_connection = True
 
         return Handler

@@ -54,9 +54,17 @@ class ToolBox:
                 text, ok = "\n".join(f"{p}: {r}" if p else r for p, r in exc.problems), False
         if not ok and name in self.checked:
             self.rejected += 1
-            self.last_error = text
+            self.last_error = _one_line(text)
         self.log.append(ToolCall(name=name, ok=ok, error=None if ok else text[:500]))
         return text, not ok, saved
+
+
+def _one_line(error: str, most: int = 3, width: int = 160) -> str:
+    """A tool error (one problem a line, each possibly quoting the whole input) as one line for a
+    reason: the first ``most`` problems, each cut at ``width`` characters, and how many were left out."""
+    lines = [line if len(line) <= width else line[: width - 3] + "..." for line in error.splitlines() if line]
+    more = f" (and {len(lines) - most} more)" if len(lines) > most else ""
+    return "; ".join(lines[:most]) + more
 
 
 def compact(data: Any) -> str:
