@@ -22,8 +22,9 @@ def prepare_prefect_env() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    # Heartbeats from in-process runs too: a SIGKILLed `stratlab cycle` pointed at a server is then
-    # marked Crashed by the server's automation instead of holding the cycle slot as "Running" for good.
+    # In-process runs (`stratlab cycle` pointed at a server) beat as often as the workers' runs. Prefect's
+    # default is every 180 s, longer than the 150 s after which the server's crash automation
+    # (deployments/stack.py) marks a silent run Crashed: a live long cycle would be marked Crashed.
     from deployments.stack import heartbeat_seconds
 
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(heartbeat_seconds()))

@@ -77,3 +77,21 @@ def test_data_list_shows_shipped_markets(tmp_path):
     rows = {(d["symbol"], d["timeframe"]): d for d in json.loads(done.stdout)}
     assert {("EURUSD", "1h"), ("SPX", "1d"), ("AAPL", "1d")} <= set(rows)
     assert rows[("EURUSD", "1h")]["license"] == "MIT" and rows[("EURUSD", "1h")]["rows"] > 6000
+
+
+def test_in_process_runs_beat_often_enough_for_the_crash_automation():
+    """Prefect's default heartbeat is every 180 s; the server's automation marks a run Crashed after 150 s
+    of silence. A `stratlab` command's runs must beat at the lab's period, or a live cycle run in-process
+    against the server would be marked Crashed."""
+    probe = (
+        "from stratlab.common import prepare_prefect_env; prepare_prefect_env(); "
+        "from prefect.settings import get_current_settings; print(get_current_settings().flows.heartbeat_frequency)"
+    )
+    env = {k: v for k, v in os.environ.items() if "HEARTBEAT" not in k}
+    for lab_seconds, expected in ((None, 30), ("45", 45)):
+        if lab_seconds:
+            env["STRATLAB_HEARTBEAT_SECONDS"] = lab_seconds
+        done = subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert int(done.stdout) == expected, done.stderr[-2000:]
