@@ -174,7 +174,10 @@ class Soak:
         phases = []
         with self.stack.client() as c:
             for run_id, run in runs.items():
-                if run.state is None or run.state.is_final():
+                if run.state is not None and run.state.is_final():
+                    phases.append(f"after its run ended {run.state.name}")  # killed while the CLI exits
+                    continue
+                if run.state is None:
                     continue
                 parts = (run.state.message or run.state.name).split(" | ")
                 # a cycle says "<phase> | <strategy>", a campaign "iteration <n> | <state> | <reason>"
