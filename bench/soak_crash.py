@@ -88,6 +88,7 @@ class Row:
     completed: bool = False
     cached: int = 0
     finished_before_kill: int = 0
+    read_back: int = 0  # iterations a resumed campaign read back from their files instead of re-running
     stale_stages: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -328,13 +329,16 @@ class Soak:
                 row.outcome = f"stratlab up failed: {again.stderr[-200:]}"
                 return row
         elif kind == "campaign" and (started := set(self.campaign_records()) - campaigns_before):
-            args = ["campaign", "run", "--resume", started.pop()]  # it has a record: continue it
+            resumed = started.pop()
+            args = ["campaign", "run", "--resume", resumed]  # it has a record: continue it
         known = set(self.flow_runs())
         code, output = self.complete(kind, args)
         row.completed = code in (0, 2)
         row.outcome = {0: "completed (0)", 2: "gate said no (2)"}.get(code, f"FAILED ({code})")
         if args[:3] == ["campaign", "run", "--resume"]:
             row.outcome += ", resumed"
+            record = json.loads((self.reports / "campaigns" / args[3] / "campaign.json").read_text())
+            row.read_back = sum(t["reason"] == "iteration_read_back" for t in record["transitions"])
         if not row.completed:
             print(f"run {n}: the re-run failed:\n{output[-3000:]}", file=sys.stderr)
         rerun = [k for k in self.flow_runs() if k not in known]
@@ -438,6 +442,8 @@ def table(rows: list[Row]) -> str:
         reuse = f"{r.cached} (finished before the kill: {r.finished_before_kill})"
         if r.finished_before_kill == 0:
             reuse += "; none finished, 0 is right" if r.cached == 0 else ""
+        if r.read_back:
+            reuse += f"; {r.read_back} iteration read back from its files, not re-run"
         stale = f"; staging kept: {len(r.stale_stages)}" if r.stale_stages else ""
         lines.append(
             f"| {r.run} | {r.kind} | {r.after_s} | {r.phase} | {len(r.corrupt)} | {len(r.leftovers)} "
@@ -490,7 +496,7 @@ def main() -> int:
     corrupt = sum(len(r.corrupt) for r in rows)
     completed = sum(r.completed for r in rows)
     reused = sum(r.cached > 0 for r in rows)
-    missed = [r.run for r in rows if r.finished_before_kill and not r.cached]
+    missed = [r.run for r in rows if r.finished_before_kill and not r.cached and not r.read_back]
     stale = [r.run for r in rows if r.stale_stages]
     print()
     print(table(rows))
