@@ -69,7 +69,7 @@ def _key_from(env_value: str, path: str) -> bytes:
                 out.write(secrets.token_hex(32) + "\n")
     text = file.read_text().strip()
     if len(text) < MIN_KEY_CHARS:
-        raise ValueError(f"{file}: the results key is shorter than {MIN_KEY_CHARS} characters; delete the file")
+        raise ValueError(f"{file}: the results key has under {MIN_KEY_CHARS} characters; delete the file")
     return text.encode()
 
 

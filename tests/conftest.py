@@ -19,7 +19,8 @@ for _name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")
     os.environ.pop(_name, None)
 _scratch = Path(tempfile.mkdtemp(prefix="stratlab-tests-"))
 os.environ["STRATLAB_LEDGER"] = str(_scratch / "ledger.sqlite3")
-os.environ["STRATLAB_STEP_RESULTS_DIR"] = str(_scratch / "step-results")  # cached step results of this session
+# cached step results of this session
+os.environ["STRATLAB_STEP_RESULTS_DIR"] = str(_scratch / "step-results")
 os.environ["STRATLAB_HOME"] = str(_scratch / "home")  # the results key, stack.json: never the user's
 
 REPO = Path(__file__).resolve().parents[1]

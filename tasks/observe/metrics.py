@@ -31,7 +31,8 @@ FLOWS = {  # Prefect flow name -> the `flow` label
 }
 FINAL = ("completed", "failed", "cancelled", "crashed")
 STATES = (*FINAL, "running", "pending", "scheduled", "paused", "cancelling")  # each flow gets them all
-PURPOSES = ("design", "assess", "campaign-brief", "campaign-critic")  # as the ledger records them; 0 until used
+# LLM purposes as the ledger records them, always present (0 until used)
+PURPOSES = ("design", "assess", "campaign-brief", "campaign-critic")
 TOKEN_KINDS = ("input", "output", "cache_write", "cache_read")
 PHASE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 RUN_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
