@@ -209,31 +209,11 @@ class Soak:
         return path
 
     def command(self, kind: str, n: int) -> list[str]:
-        if kind == "cycle":
-            contract = self.contract(f"soak_cycle_r{n:02d}")
-            return [
-                "cycle",
-                "--strategy",
-                str(contract),
-                "--designer",
-                "local",
-                "--assessor",
-                "local",
-                "--json",
-            ]
         if kind == "campaign":
             return ["campaign", "run", *CAMPAIGN_ARGS, "--seed", str(1000 + n)]
-        contract = self.contract(f"soak_worker_r{n:02d}")
-        return [
-            "trigger",
-            "--strategy",
-            str(contract),
-            "--designer",
-            "local",
-            "--assessor",
-            "local",
-            "--json",
-        ]
+        verb = "cycle" if kind == "cycle" else "trigger"  # in this process, or on the stack's worker
+        contract = self.contract(f"soak_{kind}_r{n:02d}")
+        return [verb, "--strategy", str(contract), "--designer", "local", "--assessor", "local", "--json"]
 
     def spawn(self, args: list[str]) -> subprocess.Popen:
         return subprocess.Popen(

@@ -4,7 +4,6 @@ and the daily budget that can never be overspent."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from conftest import STRATEGIES, tree
 from fake_anthropic import FakeAnthropic, error, text, tool_use
 
 from flows.research_cycle import CycleParams, research_cycle, result_of
-from tasks.llm.budget import BudgetExhausted, BudgetLedger
+from tasks.llm.budget import BudgetLedger
 from tasks.llm.pricing import DEFAULT_MODEL, TokenUsage, model_price, worst_case_usd
 from tasks.llm.prompts import DESIGN_MAX_TOKENS, design_brief, design_request
 from tasks.storage import latest_run
@@ -322,47 +321,6 @@ def test_budget_exhausted_mid_cycle_never_sends_the_next_request(fake, strategie
     status = BudgetLedger().status()
     assert status.spent_usd <= status.limit_usd and status.reserved_usd == 0
     assert tree(strategies_home) == []
-
-
-def _reserve_last_dollar(ledger_path: str, barrier, results) -> None:
-    ledger = BudgetLedger(path=ledger_path, limit_usd=5.0)
-    barrier.wait()
-    try:
-        ledger.reserve(0.6, "concurrent")
-        results.put("won")
-    except BudgetExhausted:
-        results.put("refused")
-
-
-def test_two_processes_cannot_both_take_the_last_dollar(tmp_path):
-    path = str(tmp_path / "ledger.sqlite3")
-    ledger = BudgetLedger(path=path, limit_usd=5.0)
-    ledger.settle(ledger.reserve(4.0, "earlier"), 4.0, TokenUsage())  # $1 left, each wants $0.60
-    ctx = multiprocessing.get_context("fork")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_reserve_last_dollar, args=(path, barrier, results)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(30)
-    assert sorted(results.get(timeout=5) for _ in procs) == ["refused", "won"]
-    assert ledger.status().remaining_usd == pytest.approx(0.4)
-
-
-def test_crash_between_reserve_and_settle_keeps_the_worst_case_counted(tmp_path):
-    path = str(tmp_path / "ledger.sqlite3")
-    ctx = multiprocessing.get_context("fork")
-    proc = ctx.Process(
-        target=lambda: (BudgetLedger(path=path, limit_usd=5.0).reserve(0.25, "design"), os._exit(1))
-    )
-    proc.start()
-    proc.join(30)
-    status = BudgetLedger(path=path, limit_usd=5.0).status()
-    assert status.reserved_usd == pytest.approx(0.25) and status.remaining_usd == pytest.approx(4.75)
-    assert status.reservations[0].orphaned
-    BudgetLedger(path=path, limit_usd=5.0).settle(status.reservations[0].id, 0.05, TokenUsage())
-    BudgetLedger(path=path, limit_usd=5.0).settle(status.reservations[0].id, 0.07, TokenUsage())  # no effect
-    assert BudgetLedger(path=path, limit_usd=5.0).status().spent_usd == pytest.approx(0.05)
 
 
 def test_status_and_budget_checks_never_call_the_api(fake, tmp_path):
