@@ -422,6 +422,8 @@ def table(rows: list[Row]) -> str:
         reuse = f"{r.cached} (finished before the kill: {r.finished_before_kill})"
         if r.finished_before_kill == 0:
             reuse += "; none finished, 0 is right" if r.cached == 0 else ""
+        if r.phase.startswith("after its run ended"):
+            reuse += "; the run had ended: nothing to redo"
         if r.read_back:
             reuse += f"; {r.read_back} iteration read back from its files, not re-run"
         stale = f"; staging kept: {len(r.stale_stages)}" if r.stale_stages else ""
@@ -476,7 +478,14 @@ def main() -> int:
     corrupt = sum(len(r.corrupt) for r in rows)
     completed = sum(r.completed for r in rows)
     reused = sum(r.cached > 0 for r in rows)
-    missed = [r.run for r in rows if r.finished_before_kill and not r.cached and not r.read_back]
+    missed = [
+        r.run
+        for r in rows
+        if r.finished_before_kill
+        and not r.cached
+        and not r.read_back
+        and not r.phase.startswith("after its run")
+    ]
     stale = [r.run for r in rows if r.stale_stages]
     print()
     print(table(rows))
