@@ -26,14 +26,13 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.concurrency.sync import concurrency
 from prefect.exceptions import Abort, Pause, TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Running
 from pydantic import BaseModel
 
 from deployments.suspension import note_suspension
-from flows.guard import CAMPAIGN_LIMIT, LEASE_SECONDS, ensure_limit, one_cycle_at_a_time
+from flows.guard import CAMPAIGN_LIMIT, hold_slot, one_cycle_at_a_time
 from strategy_contract import Strategy, load_strategy
 from strategy_contract.io import atomic_write_bytes, atomic_write_json, strategy_to_yaml, strict_json
 from tasks.backtest import bars_per_year, column_metrics
@@ -110,9 +109,8 @@ def campaign(request: CampaignRequest, campaign_id: str | None = None) -> Campai
     campaign_id = campaign_id or new_campaign_id()
     folder = campaign_dir(campaign_id)
     runner = _Campaign(request, campaign_id, folder)
-    ensure_limit(CAMPAIGN_LIMIT)
     try:
-        with concurrency(CAMPAIGN_LIMIT, occupy=1, strict=True, lease_duration=LEASE_SECONDS):
+        with hold_slot(CAMPAIGN_LIMIT):
             return runner.run()
     except Pause:  # suspended (the UI's Pause, `stratlab campaign pause`): this process ends here
         runner.pause("suspended")

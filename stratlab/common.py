@@ -22,6 +22,12 @@ def prepare_prefect_env() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # Concurrency leases in files under $PREFECT_HOME, not in one server process's memory: every
+    # in-process run's ephemeral API then sees the others' leases, and a killed run's expired slot can
+    # be freed (flows/guard.py), as can one held across a restart of `stratlab up`'s server.
+    os.environ.setdefault(
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem"
+    )
     # In-process runs (`stratlab cycle` pointed at a server) beat as often as the workers' runs. Prefect's
     # default is every 180 s, longer than the 150 s after which the server's crash automation
     # (deployments/stack.py) marks a silent run Crashed: a live long cycle would be marked Crashed.

@@ -70,6 +70,12 @@ def content_hash(value: Any) -> str:
             digest.update(f"[{len(v)}".encode())
             for item in v:
                 feed(item)
+        elif callable(v) and hasattr(getattr(v, "fn", v), "__qualname__"):
+            # A function (or a Prefect task) is named, not repr'd: its repr holds a memory address that
+            # differs in every process, so a step given one would never be found again after a crash.
+            # Its code is in code_hash().
+            fn = getattr(v, "fn", v)
+            digest.update(f"{fn.__module__}.{fn.__qualname__}".encode())
         else:
             digest.update(repr(v).encode())
 

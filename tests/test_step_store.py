@@ -86,3 +86,26 @@ def test_a_short_key_is_refused_by_name(monkeypatch, tmp_path):
     monkeypatch.setenv(KEY_ENV, "short")
     with pytest.raises(ValueError, match=f"{KEY_ENV}: the key has 5 characters; give at least 32"):
         SignedResultStorage(basepath=str(tmp_path)).write_path("x", b"data")
+
+
+def test_a_step_given_a_function_has_the_same_key_in_every_process():
+    """The campaign's market step takes the training step as a parameter. Hashed by its repr (which holds
+    a memory address), the key changed in every process: a campaign killed mid-iteration and resumed
+    never found the step it had finished."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    probe = (
+        "from tasks.edge import content_hash; from tasks.sweep.groups import train_group; "
+        "from flows.sweep import sweep_train; "
+        "print(content_hash({'train': train_group, 'task': sweep_train, 'seed': 7}))"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    }
+    assert len(keys) == 1, keys
