@@ -319,7 +319,10 @@ def test_activated_schedules_create_runs(stack):
                     c.delete_flow_run(run.id)
 
 
-def start_campaign(stack: Stack, trials: int, iterations: int) -> tuple[dict, Path]:
+def start_campaign(stack: Stack, trials: int, iterations: int, seed: int = 42) -> tuple[dict, Path]:
+    """Start a campaign on the worker. Steps are keyed by content: a campaign with the same request as an
+    earlier test's reads that one's finished steps back instead of computing them, so a test that must
+    catch a step running gives a seed of its own."""
     started = stack.json(
         "campaign",
         "start",
@@ -331,25 +334,49 @@ def start_campaign(stack: Stack, trials: int, iterations: int) -> tuple[dict, Pa
         str(trials),
         "--max-iterations",
         str(iterations),
+        "--seed",
+        str(seed),
     )
     assert started["started"], started
     return started, stack.home / "reports/campaigns" / started["campaign_id"]
 
 
-def wait_for(check, what: str, timeout: float = 300):
+def wait_for(check, what: str, timeout: float = 300, seen=None):
+    """Poll ``check`` until it is true; on a timeout, ``seen()`` says what was there instead."""
     deadline = time.monotonic() + timeout
     while not (found := check()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s" + (
+            f"; saw {seen()}" if seen else ""
+        )
         time.sleep(0.5)
     return found
 
 
-def iteration_started(folder: Path, n: int) -> bool:
+def iteration_two_computing(stack: Stack, folder: Path, run_id: str) -> None:
+    """Wait until iteration 2's market step runs (iteration 1 finished on disk)."""
+    wait_for(
+        lambda: iteration_started(folder, 2) and market_task_running(stack, run_id),
+        "iteration 2 computing",
+        400,
+        seen=lambda: {
+            "campaign": campaign_state(folder),
+            "iterations started": [
+                t["iteration"] for t in campaign_transitions(folder) if t["reason"] == "iteration_started"
+            ],
+            "market steps": market_task_states(stack, run_id),
+        },
+    )
+
+
+def campaign_transitions(folder: Path) -> list[dict]:
     path = folder / "campaign.json"
-    if not path.is_file():
-        return False
-    record = json.loads(path.read_text())
-    return any(t["reason"] == "iteration_started" and t["iteration"] == n for t in record["transitions"])
+    return json.loads(path.read_text())["transitions"] if path.is_file() else []
+
+
+def iteration_started(folder: Path, n: int) -> bool:
+    return any(
+        t["reason"] == "iteration_started" and t["iteration"] == n for t in campaign_transitions(folder)
+    )
 
 
 def market_task_states(stack: Stack, run_id: str) -> list[str]:
@@ -401,11 +428,7 @@ def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_
     started, folder = start_campaign(stack, trials=600, iterations=3)
     # Suspend while iteration 2 computes: the suspension takes effect when its task returns, so
     # iteration 1 is finished on disk and iteration 2 is redone after the resume.
-    wait_for(
-        lambda: iteration_started(folder, 2) and market_task_running(stack, started["run_id"]),
-        "iteration 2 computing",
-        400,
-    )
+    iteration_two_computing(stack, folder, started["run_id"])
     paused = stack.json("campaign", "pause", started["campaign_id"])
     assert paused["paused"], (paused, stack.json("campaign", "status", started["campaign_id"]))
     wait_for(
@@ -491,14 +514,10 @@ def test_a_suspension_that_expired_is_failed_and_resume_still_continues(stack):
     from prefect.flow_runs import suspend_flow_run
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    started, folder = start_campaign(stack, trials=600, iterations=3)
+    started, folder = start_campaign(stack, trials=600, iterations=3, seed=43)  # not the pause test's steps
     # Suspend while iteration 2 computes: the suspension takes effect when its task returns, so
     # iteration 1 is finished on disk and iteration 2 is redone after the resume.
-    wait_for(
-        lambda: iteration_started(folder, 2) and market_task_running(stack, started["run_id"]),
-        "iteration 2 computing",
-        400,
-    )
+    iteration_two_computing(stack, folder, started["run_id"])
     with temporary_settings(updates={PREFECT_API_URL: stack.api}):  # as the UI's Pause does: a timeout
         suspend_flow_run(flow_run_id=UUID(started["run_id"]), timeout=5)
     failed = stack.wait_final(started["run_id"], timeout=240, settled_as="Failed")
