@@ -36,7 +36,9 @@ delay drawn with the seed between 5% and 95% of an uninterrupted run of that kin
    5 x 30 s without a heartbeat; doing it at once keeps the soak short), then the same command is run to completion:
    it must exit 0 (completed) or 2 (a gate said no); its task runs in the state "Cached" are counted, and
    compared with the steps whose results had been persisted before the kill (new files in the
-   step-results folder). The files are checked again after the re-run.
+   step-results folder). A resumed campaign takes the iterations whose files it had written from those
+   files, without running them again: they count as read back. The files are checked again after the
+   re-run.
 
 The killed run's slot in the global concurrency limits ("research-cycle", "campaign") is freed by the
 product itself (a 60 s lease); the server is told to expire leases and answer waiting clients every 1-2 s
@@ -88,7 +90,7 @@ class Row:
     completed: bool = False
     cached: int = 0
     finished_before_kill: int = 0
-    read_back: int = 0  # iterations a resumed campaign read back from their files instead of re-running
+    read_back: int = 0  # iterations a resumed campaign took from their files instead of running them again
     stale_stages: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -311,14 +313,15 @@ class Soak:
         elif kind == "campaign" and (started := set(self.campaign_records()) - campaigns_before):
             resumed = started.pop()
             args = ["campaign", "run", "--resume", resumed]  # it has a record: continue it
+        resuming = args[:3] == ["campaign", "run", "--resume"]
+        on_disk = self.iterations_on_disk(args[3]) if resuming else (set(), 0)
         known = set(self.flow_runs())
         code, output = self.complete(kind, args)
         row.completed = code in (0, 2)
         row.outcome = {0: "completed (0)", 2: "gate said no (2)"}.get(code, f"FAILED ({code})")
-        if args[:3] == ["campaign", "run", "--resume"]:
+        if resuming:
             row.outcome += ", resumed"
-            record = json.loads((self.reports / "campaigns" / args[3] / "campaign.json").read_text())
-            row.read_back = sum(t["reason"] == "iteration_read_back" for t in record["transitions"])
+            row.read_back = self.read_back(args[3], *on_disk)
         if not row.completed:
             print(f"run {n}: the re-run failed:\n{output[-3000:]}", file=sys.stderr)
         rerun = [k for k in self.flow_runs() if k not in known]
@@ -330,6 +333,21 @@ class Soak:
         return row
 
     # --- the files ------------------------------------------------------------------------------
+
+    def campaign_record(self, campaign_id: str) -> dict:
+        return json.loads((self.reports / "campaigns" / campaign_id / "campaign.json").read_text())
+
+    def iterations_on_disk(self, campaign_id: str) -> tuple[set[int], int]:
+        """The iterations whose files a campaign had written, and how many transitions it had recorded."""
+        folder = self.reports / "campaigns" / campaign_id / "iterations"
+        written = {int(p.stem.removeprefix("iter_")) for p in folder.glob("iter_*.json")}
+        return written, len(self.campaign_record(campaign_id)["transitions"])
+
+    def read_back(self, campaign_id: str, written: set[int], transitions_before: int) -> int:
+        """Iterations the resumed campaign took from their files: written before, not started again."""
+        later = self.campaign_record(campaign_id)["transitions"][transitions_before:]
+        started_again = {t["iteration"] for t in later if t["reason"] == "iteration_started"}
+        return len(written - started_again)
 
     def campaign_records(self) -> list[str]:
         """Ids of the campaigns that have a record (campaign.json) under the reports folder."""
@@ -425,7 +443,7 @@ def table(rows: list[Row]) -> str:
         if r.phase.startswith("after its run ended"):
             reuse += "; the run had ended: nothing to redo"
         if r.read_back:
-            reuse += f"; {r.read_back} iteration read back from its files, not re-run"
+            reuse += f"; {r.read_back} iteration(s) read back from their files, not re-run"
         stale = f"; staging kept: {len(r.stale_stages)}" if r.stale_stages else ""
         lines.append(
             f"| {r.run} | {r.kind} | {r.after_s} | {r.phase} | {len(r.corrupt)} | {len(r.leftovers)} "
@@ -477,7 +495,7 @@ def main() -> int:
 
     corrupt = sum(len(r.corrupt) for r in rows)
     completed = sum(r.completed for r in rows)
-    reused = sum(r.cached > 0 for r in rows)
+    reused = sum(r.cached > 0 or r.read_back > 0 for r in rows)
     missed = [
         r.run
         for r in rows
@@ -494,7 +512,7 @@ def main() -> int:
     print(f"- corrupt files: {corrupt} (must be 0)")
     print(f"- leftover temporary files after a kill: {sum(len(r.leftovers) for r in rows)}")
     print(f"- re-runs completed: {completed} (must be {args.runs})")
-    print(f"- runs that reused at least one step: {reused}")
+    print(f"- runs that reused at least one step or iteration: {reused}")
     print(f"- runs where steps had finished before the kill but none was reused: {missed or 'none'}")
     print(f"- runs whose dead staging folder survived the re-run: {stale or 'none'}")
     print(f"- wall time: {time.monotonic() - wall:.0f} s")
