@@ -368,9 +368,14 @@ def iteration_two_computing(stack: Stack, folder: Path, run_id: str) -> None:
     )
 
 
-def campaign_transitions(folder: Path) -> list[dict]:
+def campaign_record(folder: Path) -> dict:
+    """The campaign's record, campaign.json (written atomically); empty before it exists."""
     path = folder / "campaign.json"
-    return json.loads(path.read_text())["transitions"] if path.is_file() else []
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def campaign_transitions(folder: Path) -> list[dict]:
+    return campaign_record(folder).get("transitions", [])
 
 
 def iteration_started(folder: Path, n: int) -> bool:
@@ -397,9 +402,8 @@ def files_of(folder: Path) -> dict[str, bytes]:
 
 
 def campaign_state(folder: Path) -> str | None:
-    """The state in campaign.json (written atomically), None before it exists."""
-    path = folder / "campaign.json"
-    return json.loads(path.read_text())["state"] if path.is_file() else None
+    """The state in campaign.json, None before it exists."""
+    return campaign_record(folder).get("state")
 
 
 def flow_processes(stack: Stack) -> list:
@@ -440,7 +444,7 @@ def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_
     wait_for(lambda: campaign_state(folder) == "paused", "the campaign records its pause", 240)
     time.sleep(5)  # the worker reaps the flow's process
     assert not flow_processes(stack)
-    record = json.loads((folder / "campaign.json").read_text())
+    record = campaign_record(folder)
     assert record["state"] == "paused" and record["transitions"][-1]["reason"] == "suspended"
     assert len(record["iterations"]) == 1  # iteration 1 finished; iteration 2 stopped at its task's end
     before = files_of(folder)
@@ -453,7 +457,7 @@ def test_a_campaign_is_suspended_by_pause_holds_no_process_and_resumes_where_it_
     assert stack.json("campaign", "resume", started["campaign_id"])["resumed"]
     run = stack.wait_final(started["run_id"], timeout=400)
     assert run.state.name == "Completed", run.state
-    record = json.loads((folder / "campaign.json").read_text())
+    record = campaign_record(folder)
     assert len(record["iterations"]) >= 2
     assert_continued(record, before, folder)
     assert [t["reason"] for t in record["transitions"]].count("suspended") == 1
@@ -480,7 +484,7 @@ def test_a_campaign_cancelled_mid_iteration_ends_cancelled_with_no_half_written_
     names = set(files_of(folder))
     assert not [n for n in names if n.startswith("iterations/") or n.endswith(".tmp")], names
     assert not names & {"report.md", "leaderboard.csv", "trajectory.png", "holdout.json", "holdout.opened"}
-    record = json.loads((folder / "campaign.json").read_text())
+    record = campaign_record(folder)
     assert record["iterations"] == [] and record["verdict"] is None
     assert record["state"] in ("paused", "campaign_running"), record["state"]  # SIGTERM may beat the note
     time.sleep(3)
@@ -502,7 +506,7 @@ def test_kill_9_of_the_worker_mid_iteration_then_resume_continues_with_the_next_
     assert stack.cli("up").returncode == 0  # a new worker
     assert stack.json("campaign", "resume", started["campaign_id"])["resumed"]
     run = stack.wait_final(started["run_id"], timeout=500, settled_as="Completed")
-    record = json.loads((folder / "campaign.json").read_text())
+    record = campaign_record(folder)
     assert len(record["iterations"]) == 2
     assert_continued(record, before, folder)
     started_iterations = [t["iteration"] for t in record["transitions"] if t["reason"] == "iteration_started"]
@@ -525,13 +529,13 @@ def test_a_suspension_that_expired_is_failed_and_resume_still_continues(stack):
     # The run can expire while iteration 2's task still computes: its process stops at the next task
     # boundary and records where it stopped.
     wait_for(lambda: campaign_state(folder) == "paused", "the campaign records its pause", 240)
-    record = json.loads((folder / "campaign.json").read_text())
+    record = campaign_record(folder)
     assert record["state"] == "paused" and len(record["iterations"]) == 1, record["state"]
     before = files_of(folder)
 
     assert stack.json("campaign", "resume", started["campaign_id"])["resumed"]
     stack.wait_final(started["run_id"], timeout=400, settled_as="Completed")
-    assert_continued(json.loads((folder / "campaign.json").read_text()), before, folder)
+    assert_continued(campaign_record(folder), before, folder)
 
 
 def find_text(driver, text: str, selector: str = "button", timeout: float = 30):
